@@ -1,0 +1,181 @@
+"""Kaldi-compatible log-mel filterbank and low frame rate (LFR) stacking, in-graph.
+
+Everything here is a pure jnp function of a padded batch, so the frontend runs inside
+the jitted step on the accelerator instead of in the input pipeline. The numerics follow
+Kaldi's `compute-fbank-feats` (and kaldi-native-fbank): per-frame dither, DC removal,
+pre-emphasis, window, power spectrum on a power-of-two FFT, triangular mel banks on the
+mel scale 1127·ln(1 + f/700) that ignore the Nyquist bin, and log with a float epsilon floor.
+
+Conventions: waveforms are `[B, N]` float with `lengths` `[B]` (valid samples); features
+come back with `paddings` `[B, T]` (1.0 at padded frames).
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_FLT_EPSILON = float(np.finfo(np.float32).eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class FbankOptions:
+  """Kaldi fbank options; defaults are Fun-ASR-Nano's frontend."""
+  sample_rate: int = 16000
+  num_mel_bins: int = 80
+  frame_length_ms: float = 25.0
+  frame_shift_ms: float = 10.0
+  window_type: str = "hamming"  # hamming | povey | hanning | rectangular
+  preemph_coeff: float = 0.97
+  remove_dc_offset: bool = True
+  dither: float = 0.0  # Kaldi's scale: stddev in waveform units; 1.0 when training
+  low_freq: float = 20.0
+  high_freq: float = 0.0  # <= 0 means offset from Nyquist
+  snip_edges: bool = True
+
+  @property
+  def window_size(self) -> int:
+    return int(self.sample_rate * self.frame_length_ms / 1000)
+
+  @property
+  def window_shift(self) -> int:
+    return int(self.sample_rate * self.frame_shift_ms / 1000)
+
+  @property
+  def fft_size(self) -> int:
+    return 1 << (self.window_size - 1).bit_length()
+
+
+def num_frames(num_samples, opts: FbankOptions):
+  """Frames Kaldi produces for `num_samples` (works on ints and arrays)."""
+  if not opts.snip_edges:
+    return (num_samples + opts.window_shift // 2) // opts.window_shift
+  frames = 1 + (num_samples - opts.window_size) // opts.window_shift
+  return jnp.maximum(frames, 0) if isinstance(frames, jax.Array) else max(frames, 0)
+
+
+def window_function(opts: FbankOptions) -> np.ndarray:
+  n = opts.window_size
+  a = 2 * math.pi / (n - 1)
+  i = np.arange(n, dtype=np.float64)
+  if opts.window_type == "hamming":
+    w = 0.54 - 0.46 * np.cos(a * i)
+  elif opts.window_type == "povey":
+    w = (0.5 - 0.5 * np.cos(a * i)) ** 0.85
+  elif opts.window_type == "hanning":
+    w = 0.5 - 0.5 * np.cos(a * i)
+  elif opts.window_type == "rectangular":
+    w = np.ones(n)
+  else:
+    raise ValueError(f"FbankOptions.window_type={opts.window_type!r}: expected "
+                     "hamming, povey, hanning or rectangular")
+  return w.astype(np.float32)
+
+
+def _mel(freq):
+  return 1127.0 * np.log(1.0 + freq / 700.0)
+
+
+def mel_banks(opts: FbankOptions) -> np.ndarray:
+  """Triangular mel filters, `[fft_size // 2 + 1, num_mel_bins]` (Nyquist row is zero)."""
+  nyquist = 0.5 * opts.sample_rate
+  high = opts.high_freq if opts.high_freq > 0 else nyquist + opts.high_freq
+  if not 0 <= opts.low_freq < high <= nyquist:
+    raise ValueError(f"FbankOptions: need 0 <= low_freq ({opts.low_freq}) < high_freq "
+                     f"({high}) <= Nyquist ({nyquist})")
+  num_fft_bins = opts.fft_size // 2
+  mel_low, mel_high = _mel(opts.low_freq), _mel(high)
+  delta = (mel_high - mel_low) / (opts.num_mel_bins + 1)
+  mel = _mel(np.arange(num_fft_bins) * opts.sample_rate / opts.fft_size)  # [F]
+  left = mel_low + delta * np.arange(opts.num_mel_bins)[:, None]  # [M, 1]
+  center, right = left + delta, left + 2 * delta
+  up = (mel - left) / (center - left)
+  down = (right - mel) / (right - center)
+  weights = np.where((mel > left) & (mel < right), np.where(mel <= center, up, down), 0.0)
+  banks = np.zeros((num_fft_bins + 1, opts.num_mel_bins), np.float32)
+  banks[:num_fft_bins] = weights.T
+  return banks
+
+
+def _frame(waveform, opts: FbankOptions, max_frames: int):
+  """[B, N] -> [B, max_frames, window_size] by gathering strided windows."""
+  if opts.snip_edges:
+    starts = np.arange(max_frames) * opts.window_shift
+    idx = starts[:, None] + np.arange(opts.window_size)[None, :]
+    return waveform[:, idx]
+  raise NotImplementedError("snip_edges=False is not supported: Fun-ASR uses snip_edges=True")
+
+
+def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None):
+  """Kaldi log-mel filterbank of a padded batch.
+
+  Args:
+    waveform: `[B, N]` float samples in Kaldi's scale (int16 range; Fun-ASR multiplies
+      [-1, 1] audio by 32768).
+    lengths: `[B]` number of valid samples per row.
+    opts: frontend options.
+    rng: PRNG key, needed when `opts.dither > 0`.
+
+  Returns:
+    `(features [B, T, num_mel_bins], paddings [B, T])`; T = frames of the longest row.
+  """
+  waveform = jnp.asarray(waveform, jnp.float32)
+  lengths = jnp.asarray(lengths, jnp.int32)
+  max_frames = num_frames(waveform.shape[1], opts)
+  if max_frames == 0:
+    raise ValueError(f"fbank: {waveform.shape[1]} samples is shorter than one "
+                     f"{opts.window_size}-sample window")
+  frames = _frame(waveform, opts, max_frames)  # [B, T, W]
+  if opts.dither > 0:
+    if rng is None:
+      raise ValueError("fbank: dither > 0 needs an rng key (use dither=0 at eval)")
+    frames = frames + opts.dither * jax.random.normal(rng, frames.shape, frames.dtype)
+  if opts.remove_dc_offset:
+    frames = frames - frames.mean(axis=-1, keepdims=True)
+  if opts.preemph_coeff:
+    prev = jnp.concatenate([frames[..., :1], frames[..., :-1]], axis=-1)
+    frames = frames - opts.preemph_coeff * prev
+  frames = frames * window_function(opts)
+  spec = jnp.fft.rfft(frames, n=opts.fft_size, axis=-1)  # [B, T, F+1]
+  power = spec.real**2 + spec.imag**2
+  mel = jnp.einsum("btf,fm->btm", power, mel_banks(opts), precision=jax.lax.Precision.HIGHEST)
+  feats = jnp.log(jnp.maximum(mel, _FLT_EPSILON))
+  valid = jnp.arange(max_frames)[None, :] < num_frames(lengths, opts)[:, None]
+  paddings = 1.0 - valid.astype(jnp.float32)
+  return feats * valid[..., None], paddings
+
+
+def lfr_length(lengths, lfr_n: int):
+  """Frames after LFR: ceil(T / n)."""
+  return (lengths + lfr_n - 1) // lfr_n
+
+
+def apply_lfr(features, paddings, lfr_m: int = 7, lfr_n: int = 6):
+  """Low frame rate stacking with FunASR's edge rule.
+
+  The sequence is left-padded with (m-1)//2 copies of frame 0; output i stacks m frames
+  starting at i*n, repeating the last valid frame past the end; T_out = ceil(T / n).
+
+  Args:
+    features: `[B, T, D]`; paddings: `[B, T]`.
+
+  Returns:
+    `(stacked [B, ceil(T/n), m*D], paddings [B, ceil(T/n)])`.
+  """
+  b, t, d = features.shape
+  lengths = jnp.sum(1.0 - paddings, axis=-1).astype(jnp.int32)  # [B]
+  t_out = -(-t // lfr_n)
+  base = np.arange(t_out)[:, None] * lfr_n + np.arange(lfr_m)[None, :] - (lfr_m - 1) // 2
+  idx = jnp.clip(base[None], 0, jnp.maximum(lengths - 1, 0)[:, None, None])  # [B, T', m]
+  stacked = jnp.take_along_axis(features, idx.reshape(b, -1, 1), axis=1)
+  stacked = stacked.reshape(b, t_out, lfr_m * d)
+  valid = jnp.arange(t_out)[None, :] < lfr_length(lengths, lfr_n)[:, None]
+  return stacked * valid[..., None], 1.0 - valid.astype(jnp.float32)
+
+
+def apply_cmvn(features, paddings, mean, inv_std):
+  """Global CMVN: (x + shift) * scale in FunASR's am.mvn convention is (x - mean) * inv_std."""
+  out = (features - jnp.asarray(mean)) * jnp.asarray(inv_std)
+  return out * (1.0 - paddings)[..., None]

@@ -1,0 +1,100 @@
+"""Linear layer with logical axis names, fp32 accumulation and optional LoRA.
+
+One module for every projection in the codebase so that sharding, mixed precision and LoRA
+are decided in one place. LoRA adds `x @ A @ B * alpha / r` with B initialised to zero, so a
+freshly attached adapter leaves the function unchanged; A and B live beside the frozen
+kernel in the same param tree and are selected for training by name (`lora_a`, `lora_b`).
+"""
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+default_kernel_init = nn.initializers.lecun_normal()
+
+
+def param_with_axes(module: nn.Module, name: str, init: Callable, shape: Sequence[int],
+                    axes: Sequence[str | None], dtype: Dtype):
+  """Declares a parameter whose partitioning metadata carries logical axis names."""
+  return module.param(name, nn.with_logical_partitioning(init, tuple(axes)), tuple(shape), dtype)
+
+
+def matmul(x, w, dtype: Dtype):
+  """`x @ w` in `dtype` with fp32 accumulation; result cast back to `dtype`."""
+  y = jnp.einsum("...i,io->...o", x.astype(dtype), w.astype(dtype),
+                 preferred_element_type=jnp.float32)
+  return y.astype(dtype)
+
+
+class Linear(nn.Module):
+  """`y = x W + b (+ LoRA)`; `axes` names the (input, output) logical axes of W."""
+  features: int
+  axes: tuple[str, str]
+  use_bias: bool = True
+  lora_rank: int = 0
+  lora_alpha: float = 1.0
+  lora_dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  kernel_init: Callable = default_kernel_init
+
+  @nn.compact
+  def __call__(self, x, deterministic: bool = True):  # [..., I] -> [..., O]
+    kernel = param_with_axes(self, "kernel", self.kernel_init, (x.shape[-1], self.features),
+                             self.axes, self.param_dtype)
+    y = matmul(x, kernel, self.dtype)
+    if self.lora_rank > 0:
+      a = param_with_axes(self, "lora_a", nn.initializers.he_uniform(),
+                          (x.shape[-1], self.lora_rank), (self.axes[0], "lora_rank"),
+                          self.param_dtype)
+      b = param_with_axes(self, "lora_b", nn.initializers.zeros, (self.lora_rank, self.features),
+                          ("lora_rank", self.axes[1]), self.param_dtype)
+      h = x
+      if self.lora_dropout > 0 and not deterministic:
+        h = nn.Dropout(self.lora_dropout)(h, deterministic=False)
+      y = y + matmul(matmul(h, a, self.dtype), b, self.dtype) * (self.lora_alpha / self.lora_rank)
+    if self.use_bias:
+      bias = param_with_axes(self, "bias", nn.initializers.zeros, (self.features,),
+                             (self.axes[1],), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class LayerNorm(nn.Module):
+  """LayerNorm over the last axis, statistics in fp32."""
+  epsilon: float = 1e-5
+  axis_name: str = "norm"
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d = x.shape[-1]
+    scale = param_with_axes(self, "scale", nn.initializers.ones, (d,), (self.axis_name,),
+                            self.param_dtype)
+    bias = param_with_axes(self, "bias", nn.initializers.zeros, (d,), (self.axis_name,),
+                           self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+    return y.astype(self.dtype)
+
+
+class RMSNorm(nn.Module):
+  """RMSNorm (Qwen3), statistics in fp32."""
+  epsilon: float = 1e-6
+  axis_name: str = "norm"
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                            (self.axis_name,), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), -1, keepdims=True) + self.epsilon)
+    return (y * scale).astype(self.dtype)

@@ -1,0 +1,37 @@
+"""Layer-stack helpers: `nn.remat` policies by name and `nn.scan` over identical layers."""
+
+import flax.linen as nn
+import jax
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+}
+
+
+def maybe_remat(layer_cls, policy: str, static_argnums=()):
+  """Wraps a layer class in `nn.remat` with a named policy ('none' leaves it alone)."""
+  if policy not in REMAT_POLICIES:
+    raise ValueError(f"remat policy {policy!r}: expected one of {sorted(REMAT_POLICIES)}")
+  if policy == "none":
+    return layer_cls
+  return nn.remat(layer_cls, policy=REMAT_POLICIES[policy], prevent_cse=False,
+                  static_argnums=static_argnums)
+
+
+def scan_layers(layer_cls, num_layers: int, in_axes):
+  """`nn.scan` over `num_layers` copies; params stacked on a leading 'layers' axis.
+
+  The carry is the hidden state; `in_axes` gives, per extra argument, 0 (scanned per layer,
+  e.g. a KV cache slice) or `nn.broadcast` (shared, e.g. masks).
+  """
+  return nn.scan(
+      layer_cls,
+      variable_axes={"params": 0},
+      split_rngs={"params": True, "dropout": True},
+      in_axes=in_axes,
+      length=num_layers,
+      metadata_params={nn.PARTITION_NAME: "layers"},
+  )
