@@ -141,6 +141,8 @@ class Qwen3(nn.Module):
       `(logits [B, T, V] fp32, new_cache or None)`, or hidden states instead of logits.
     """
     c = self.cfg
+    if self.is_initializing():  # the table must exist even when only embeddings come in
+      self.embed_tokens(jnp.zeros((1, 1), jnp.int32))
     cos, sin = attention.rope_tables(positions, c.head_dim, c.rope_theta)
     if cache is None:
       mask = attention.causal_mask(paddings)

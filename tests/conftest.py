@@ -1,0 +1,26 @@
+"""Shared fixtures: the project's ../shared data (skipped with a reason when absent)."""
+
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("FUN_ASR_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+
+
+def read_manifest(path):
+  folder = os.path.dirname(path)
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  for r in rows:
+    r["audio"] = os.path.join(folder, r["audio"])
+  return rows
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+  data = os.path.join(SHARED, "data")
+  if not os.path.isdir(data):
+    pytest.skip(f"{data} is absent: the real-recording tests need the project's ../shared folder")
+  return data
