@@ -35,3 +35,24 @@ def scan_layers(layer_cls, num_layers: int, in_axes):
       length=num_layers,
       metadata_params={nn.PARTITION_NAME: "layers"},
   )
+
+
+class _Step(nn.Module):
+  """Adapts a `(x, paddings, deterministic) -> x` layer to nn.scan's `(carry, y)` form."""
+  layer_cls: type
+  layer_kwargs: tuple
+
+  @nn.compact
+  def __call__(self, x, paddings, deterministic):
+    return self.layer_cls(**dict(self.layer_kwargs), name="layer")(x, paddings, deterministic), None
+
+
+def stack(layer_cls, num_layers: int, remat: str = "none", name: str | None = None, **kwargs):
+  """`num_layers` scanned copies of a `(x, paddings, deterministic) -> x` layer.
+
+  Params live under `<name>/layer/...` with a leading 'layers' axis of size num_layers.
+  """
+  step = maybe_remat(_Step, remat, static_argnums=(3,))
+  scanned = scan_layers(step, num_layers, in_axes=(nn.broadcast, nn.broadcast))
+  module = scanned(layer_cls, tuple(sorted(kwargs.items())), name=name)
+  return lambda x, paddings, deterministic=True: module(x, paddings, deterministic)[0]

@@ -1,0 +1,141 @@
+"""Conformer block and convolutional subsampling for from-scratch, streamable encoders.
+
+    x = x + 1/2 FFN(x)                 (macaron)
+    x = x + MHSA(LN(x))                (rotary or clipped relative-position bias; chunk mask)
+    x = x + Conv(LN(x))                (pointwise-GLU -> depthwise -> LN -> swish -> pointwise)
+    x = x + 1/2 FFN(x); x = LN(x)
+
+The convolution module normalises with LayerNorm, not BatchNorm, so outputs never depend on
+batch composition or padding; with `causal=True` the depthwise kernel only looks back, so
+chunked streaming sees no future frames through the convolution either.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from fun_asr_jax.layers import attention
+from fun_asr_jax.layers.linear import LayerNorm, Linear, param_with_axes
+from fun_asr_jax.layers.sanm import depthwise_conv1d
+from fun_asr_jax.layers.transformer import FeedForward, MultiHeadAttention
+
+
+class RelativePositionBias(nn.Module):
+  """Learned per-head bias for clipped relative distances: `[1, H, T, T]`."""
+  num_heads: int
+  max_distance: int = 64
+
+  @nn.compact
+  def __call__(self, t: int):
+    table = param_with_axes(self, "table", nn.initializers.zeros,
+                            (2 * self.max_distance + 1, self.num_heads), ("rel_pos", "heads"),
+                            jnp.float32)
+    rel = np.clip(np.arange(t)[None, :] - np.arange(t)[:, None], -self.max_distance,
+                  self.max_distance) + self.max_distance
+    return jnp.transpose(table[rel], (2, 0, 1))[None]
+
+
+class ConvModule(nn.Module):
+  hidden: int
+  kernel_size: int = 15
+  causal: bool = False
+  norm_eps: float = 1e-5
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, paddings):  # [B, T, D]
+    valid = (1.0 - paddings)[..., None].astype(x.dtype)
+    h = Linear(2 * self.hidden, ("embed", "mlp"), dtype=self.dtype, name="pointwise_in")(x)
+    h = nn.glu(h, axis=-1) * valid  # padded frames must not leak through the kernel
+    kernel = param_with_axes(self, "depthwise_kernel", nn.initializers.lecun_normal(),
+                             (self.kernel_size, self.hidden), ("conv_kernel", "embed"),
+                             jnp.float32)
+    left = self.kernel_size - 1 if self.causal else (self.kernel_size - 1) // 2
+    h = depthwise_conv1d(h, kernel, left)
+    h = LayerNorm(self.norm_eps, dtype=self.dtype, name="norm")(h)
+    h = nn.swish(h)
+    return Linear(self.hidden, ("mlp", "embed"), dtype=self.dtype, name="pointwise_out")(h)
+
+
+class ConformerLayer(nn.Module):
+  hidden: int
+  num_heads: int
+  mlp_dim: int
+  conv_kernel: int = 15
+  position: str = "rotary"  # rotary | relative
+  rope_theta: float = 10000.0
+  max_relative_distance: int = 64
+  chunk_size: int = 0  # frames; 0 = full context
+  left_chunks: int = -1
+  causal_conv: bool = False
+  norm_eps: float = 1e-5
+  dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, paddings, deterministic=True):
+    drop = lambda h: nn.Dropout(self.dropout)(h, deterministic=deterministic)
+    ffn = lambda name: FeedForward(self.hidden, self.mlp_dim, "swish", self.dropout, self.dtype,
+                                   name=name)
+    ln = lambda name: LayerNorm(self.norm_eps, dtype=self.dtype, name=name)
+    x = x + 0.5 * drop(ffn("ffn1")(ln("norm_ffn1")(x), deterministic))
+    t = x.shape[1]
+    mask = attention.chunk_mask(paddings, self.chunk_size, self.left_chunks)
+    rope = bias = None
+    if self.position == "rotary":
+      pos = jnp.broadcast_to(jnp.arange(t), paddings.shape)
+      rope = attention.rope_tables(pos, self.hidden // self.num_heads, self.rope_theta)
+    elif self.position == "relative":
+      bias = RelativePositionBias(self.num_heads, self.max_relative_distance, name="rel_bias")(t)
+    else:
+      raise ValueError(f"conformer position={self.position!r}: expected rotary or relative")
+    h = MultiHeadAttention(self.hidden, self.num_heads, self.dtype, name="self_attn")(
+        ln("norm_mha")(x), mask, rope=rope, bias=bias)
+    x = x + drop(h)
+    x = x + drop(ConvModule(self.hidden, self.conv_kernel, self.causal_conv, self.norm_eps,
+                            self.dtype, name="conv")(ln("norm_conv")(x), paddings))
+    x = x + 0.5 * drop(ffn("ffn2")(ln("norm_ffn2")(x), deterministic))
+    x = ln("norm_out")(x) * (1.0 - paddings)[..., None].astype(x.dtype)
+    return nn.with_logical_constraint(x, ("batch", "act_length", "act_embed"))
+
+
+def subsampled_length(lengths, factor: int):
+  """Frames after `log2(factor)` stride-2, kernel-3 VALID convolutions."""
+  for _ in range(int(np.log2(factor))):
+    lengths = jnp.maximum((lengths - 1) // 2, 0)
+  return lengths
+
+
+class ConvSubsampling(nn.Module):
+  """Stacked 3x3 stride-2 Conv2d + ReLU over (time, mel), then Linear to the model width.
+
+  Each output frame only sees valid input frames (VALID padding; lengths follow
+  `subsampled_length`), and invalid frames are zeroed between convolutions.
+  """
+  hidden: int
+  factor: int = 4  # 4 or 8
+  channels: int = 0  # 0 -> hidden
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, paddings):  # [B, T, F] -> [B, T', D]
+    if self.factor not in (2, 4, 8):
+      raise ValueError(f"conformer subsampling factor {self.factor}: expected 2, 4 or 8")
+    ch = self.channels or self.hidden
+    lengths = jnp.sum(1.0 - paddings, -1).astype(jnp.int32)
+    h = x[..., None].astype(self.dtype)
+    for i in range(int(np.log2(self.factor))):
+      h = nn.Conv(ch, (3, 3), strides=(2, 2), padding="VALID", dtype=self.dtype,
+                  kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                           (None, None, None, "conv_out")),
+                  bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("conv_out",)),
+                  name=f"conv{i}")(h)
+      h = nn.relu(h)
+      lengths = subsampled_length(lengths, 2)
+      valid = jnp.arange(h.shape[1])[None, :] < lengths[:, None]
+      h = h * valid[:, :, None, None]
+    b, t, f, c = h.shape
+    out = Linear(self.hidden, ("conv_flat", "embed"), dtype=self.dtype, name="out")(
+        h.reshape(b, t, f * c))
+    new_paddings = 1.0 - valid.astype(jnp.float32)
+    return out * valid[..., None], new_paddings

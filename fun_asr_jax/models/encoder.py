@@ -1,0 +1,106 @@
+"""Audio encoders: SAN-M (SenseVoiceEncoderSmall, loads Fun-ASR-Nano) and Conformer.
+
+Both map `(features [B, T, F], paddings [B, T])` to `(hidden [B, T', D], paddings [B, T'])`
+with zeros at padded frames, and give the same outputs at valid frames however much
+padding follows them.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from fun_asr_jax.layers.conformer import ConformerLayer, ConvSubsampling, subsampled_length
+from fun_asr_jax.layers.linear import LayerNorm
+from fun_asr_jax.layers.remat import stack
+from fun_asr_jax.layers.sanm import SANMLayer
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+  """Both encoders' geometry; defaults are Fun-ASR-Nano's SAN-M encoder."""
+  kind: str = "sanm"  # sanm | conformer
+  input_dim: int = 560  # 80 mel x LFR 7 for sanm; 80 for conformer
+  hidden: int = 512
+  num_heads: int = 4
+  mlp_dim: int = 2048
+  num_blocks: int = 50  # sanm: encoders0 + (num_blocks - 1) encoders; conformer: layers
+  tp_blocks: int = 20  # sanm only
+  kernel_size: int = 11  # sanm FSMN kernel; conformer depthwise conv kernel
+  sanm_shift: int = 0
+  norm_eps: float = 1e-5
+  dropout: float = 0.0
+  # conformer
+  subsampling: int = 4
+  position: str = "rotary"
+  chunk_size: int = 0  # frames after subsampling; 0 = offline
+  left_chunks: int = -1
+  causal_conv: bool = False
+  remat: str = "none"
+  dtype: str = "float32"
+
+
+def sinusoidal_positions(length: int, depth: int) -> np.ndarray:
+  """FunASR's SinusoidalPositionEncoder: positions 1..length, [sin | cos] halves."""
+  pos = np.arange(1, length + 1, dtype=np.float32)[:, None]
+  inv = np.exp(np.arange(depth // 2, dtype=np.float32) * -(np.log(10000.0) / (depth / 2 - 1)))
+  scaled = pos * inv[None]
+  return np.concatenate([np.sin(scaled), np.cos(scaled)], axis=1)
+
+
+def output_length(cfg: EncoderConfig, lengths):
+  """Encoder frames for `lengths` input frames (host or device)."""
+  return lengths if cfg.kind == "sanm" else subsampled_length(lengths, cfg.subsampling)
+
+
+class SANMEncoder(nn.Module):
+  cfg: EncoderConfig
+
+  @nn.compact
+  def __call__(self, x, paddings, deterministic=True):  # [B, T, 560] -> [B, T, D]
+    c = self.cfg
+    dtype = jnp.dtype(c.dtype)
+    if x.shape[-1] != c.input_dim:
+      raise ValueError(f"SAN-M encoder expects {c.input_dim}-dim features, got {x.shape[-1]}")
+    x = x.astype(jnp.float32) * (c.hidden ** 0.5) + sinusoidal_positions(x.shape[1], x.shape[-1])
+    x = x.astype(dtype)
+    kw = dict(hidden=c.hidden, num_heads=c.num_heads, mlp_dim=c.mlp_dim,
+              kernel_size=c.kernel_size, sanm_shift=c.sanm_shift, norm_eps=c.norm_eps,
+              dropout=c.dropout, dtype=dtype)
+    x = SANMLayer(first=True, name="encoders0", **kw)(x, paddings, deterministic)
+    if c.num_blocks > 1:
+      x = stack(SANMLayer, c.num_blocks - 1, c.remat, name="encoders", **kw)(
+          x, paddings, deterministic)
+    x = LayerNorm(c.norm_eps, dtype=dtype, name="after_norm")(x)
+    if c.tp_blocks > 0:
+      x = stack(SANMLayer, c.tp_blocks, c.remat, name="tp_encoders", **kw)(
+          x, paddings, deterministic)
+      x = LayerNorm(c.norm_eps, dtype=dtype, name="tp_norm")(x)
+    return x * (1.0 - paddings)[..., None].astype(x.dtype), paddings
+
+
+class ConformerEncoder(nn.Module):
+  cfg: EncoderConfig
+
+  @nn.compact
+  def __call__(self, x, paddings, deterministic=True):  # [B, T, F] -> [B, T/s, D]
+    c = self.cfg
+    dtype = jnp.dtype(c.dtype)
+    x, paddings = ConvSubsampling(c.hidden, c.subsampling, dtype=dtype, name="subsampling")(
+        x, paddings)
+    x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
+    x = stack(ConformerLayer, c.num_blocks, c.remat, name="layers", hidden=c.hidden,
+              num_heads=c.num_heads, mlp_dim=c.mlp_dim, conv_kernel=c.kernel_size,
+              position=c.position, chunk_size=c.chunk_size, left_chunks=c.left_chunks,
+              causal_conv=c.causal_conv, norm_eps=c.norm_eps, dropout=c.dropout,
+              dtype=dtype)(x, paddings, deterministic)
+    return x, paddings
+
+
+def build_encoder(cfg: EncoderConfig, name: str = "encoder") -> nn.Module:
+  if cfg.kind == "sanm":
+    return SANMEncoder(cfg, name=name)
+  if cfg.kind == "conformer":
+    return ConformerEncoder(cfg, name=name)
+  raise ValueError(f"encoder kind {cfg.kind!r}: expected 'sanm' or 'conformer'")
