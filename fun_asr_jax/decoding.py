@@ -1,0 +1,113 @@
+"""Autoregressive decoding with the KV cache, shared by eval, inference and GRPO rollouts.
+
+One jittable function: prefill the right-padded prompt batch (audio already spliced into
+the embeddings), then a `lax.while_loop` that emits one token per row per step until every
+row has produced an end token or `max_new_tokens` is reached. Greedy when temperature is 0,
+otherwise temperature / top-k / top-p sampling from the given rng.
+
+    prompt_embeds [B, S, D], prompt_paddings [B, S]
+      -> tokens [B, max_new_tokens] (pad_id after the end), lengths [B] (end token excluded)
+"""
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fun_asr_jax.models.llm import LLMConfig, init_cache
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  max_new_tokens: int = 128
+  temperature: float = 0.0  # 0 = greedy
+  top_k: int = 0  # 0 = off
+  top_p: float = 1.0
+  eos_ids: tuple[int, ...] = ()
+  pad_id: int = 0
+
+
+def _filter_logits(logits, cfg: SamplingConfig):
+  """Temperature, top-k and nucleus filtering of `[B, V]` fp32 logits."""
+  logits = logits / cfg.temperature
+  if cfg.top_k > 0:
+    kth = jax.lax.top_k(logits, cfg.top_k)[0][:, -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if cfg.top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    cum = jnp.cumsum(probs, axis=-1)
+    # keep the smallest prefix whose mass reaches top_p (always at least one token)
+    cutoff_idx = jnp.sum(cum - probs < cfg.top_p, axis=-1, keepdims=True) - 1
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return logits
+
+
+def choose(logits, cfg: SamplingConfig, rng):
+  """Next token `[B]` from last-position logits `[B, V]`."""
+  if cfg.temperature <= 0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  return jax.random.categorical(rng, _filter_logits(logits, cfg), axis=-1).astype(jnp.int32)
+
+
+def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embeds,
+             prompt_paddings, cfg: SamplingConfig, rng=None, cache_dtype=jnp.float32):
+  """Decodes continuations of a prompt batch.
+
+  Args:
+    decoder: `(embeds, positions, paddings, cache, index) -> (logits, cache)`, e.g. a
+      partial of `FunASR.apply(..., method=FunASR.decoder)`.
+    embed: `tokens [B, 1] -> [B, 1, D]`.
+    llm_cfg: the decoder's geometry (for the cache).
+    prompt_embeds: `[B, S, D]`; prompt_paddings `[B, S]` (right padding).
+    cfg: sampling options; rng: PRNG key (needed when temperature > 0).
+
+  Returns:
+    dict: `tokens [B, N]`, `lengths [B]`, `logprobs [B, N]` (of the chosen tokens under the
+    unfiltered distribution at temperature 1; what GRPO needs), `done [B]`.
+  """
+  b, s, _ = prompt_embeds.shape
+  n = cfg.max_new_tokens
+  if rng is None:
+    rng = jax.random.key(0)
+  eos = jnp.asarray(cfg.eos_ids or (-1,), jnp.int32)
+  prompt_len = jnp.sum(prompt_paddings < 0.5, axis=1).astype(jnp.int32)  # [B]
+  positions = jnp.maximum(jnp.cumsum(1.0 - prompt_paddings, axis=1) - 1, 0).astype(jnp.int32)
+  cache = init_cache(llm_cfg, b, s + n, cache_dtype)
+  logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0)
+  last = jnp.take_along_axis(logits, jnp.maximum(prompt_len - 1, 0)[:, None, None], axis=1)[:, 0]
+
+  def emit(carry_logits, step, key, done):
+    tok = choose(carry_logits, cfg, key)
+    lp = jnp.take_along_axis(jax.nn.log_softmax(carry_logits, -1), tok[:, None], 1)[:, 0]
+    is_end = jnp.any(tok[:, None] == eos[None], axis=-1)
+    tok = jnp.where(done, cfg.pad_id, tok)
+    return tok, jnp.where(done, 0.0, lp), done | is_end, is_end & ~done
+
+  state0 = dict(step=jnp.int32(0), logits=last, cache=cache, rng=rng,
+                tokens=jnp.full((b, n), cfg.pad_id, jnp.int32),
+                logprobs=jnp.zeros((b, n), jnp.float32),
+                lengths=jnp.zeros((b,), jnp.int32), done=jnp.zeros((b,), bool))
+
+  def cond(st):
+    return (st["step"] < n) & ~jnp.all(st["done"])
+
+  def body(st):
+    rng, key = jax.random.split(st["rng"])
+    tok, lp, done, ended_now = emit(st["logits"], st["step"], key, st["done"])
+    emitted = ~st["done"] & ~ended_now  # a real text token (not the end, not after it)
+    tokens = st["tokens"].at[:, st["step"]].set(jnp.where(ended_now, cfg.pad_id, tok))
+    logprobs = st["logprobs"].at[:, st["step"]].set(lp)
+    x = embed(jnp.where(done, cfg.pad_id, tok)[:, None])
+    pos = (prompt_len + st["step"])[:, None]
+    step_pad = done.astype(jnp.float32)[:, None]
+    logits, cache = decoder(x, pos, step_pad, st["cache"], s + st["step"])
+    return dict(step=st["step"] + 1, logits=logits[:, 0], cache=cache, rng=rng, tokens=tokens,
+                logprobs=logprobs, lengths=st["lengths"] + emitted.astype(jnp.int32),
+                done=done)
+
+  st = jax.lax.while_loop(cond, body, state0)
+  return {"tokens": st["tokens"], "lengths": st["lengths"], "logprobs": st["logprobs"],
+          "done": st["done"]}

@@ -1,0 +1,68 @@
+"""Batched transcription: waveforms -> prompt with audio -> KV-cache decoding -> text.
+
+The jitted program covers frontend, encoder, adaptor, splice and decoding; the host only
+pads audio and lays out prompts (whose audio slot count it knows from the sample count).
+"""
+
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fun_asr_jax import decoding
+from fun_asr_jax.audio import io as audio_io
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, num_audio_tokens
+from fun_asr_jax.text import prompts
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
+def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingConfig):
+  model = FunASR(cfg)
+  v = {"params": params}
+  feats, pads = model.apply(v, batch["waveform"], batch["wave_lengths"], method=FunASR.features)
+  enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
+  audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
+  embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
+                       method=FunASR.prompt_embeddings)
+  decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
+  embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
+  out = decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng)
+  if cfg.ctc.enabled:
+    out["ctc_logits"], out["ctc_paddings"] = model.apply(v, enc, enc_pads,
+                                                         method=FunASR.ctc_logits)
+  return out
+
+
+def postprocess(text: str) -> str:
+  """The release's clean-up: collapse whitespace runs."""
+  return re.sub(r"\s+", " ", text.replace("/sil", " ")).strip()
+
+
+def transcribe_arrays(cfg: ModelConfig, params, tokenizer, waveforms, sample_rate=16000,
+                      language=None, hotwords=None, max_new_tokens=128, system=prompts.SYSTEM,
+                      sampling: decoding.SamplingConfig | None = None, rng=None):
+  """Greedy (or sampled) transcripts of a list of mono float waveforms.
+
+  Returns:
+    list of dicts with `text` and `tokens` (generated ids, end token excluded).
+  """
+  waves = [audio_io.check_waveform(w, sample_rate, name=f"audio[{i}]",
+                                   max_seconds=cfg.max_audio_seconds)
+           for i, w in enumerate(waveforms)]
+  wave, lengths = audio_io.pad_batch(waves, multiple=1600)
+  task = prompts.task_prompt(language=language, hotwords=hotwords)
+  layouts = [prompts.layout(tokenizer, num_audio_tokens(cfg, len(w)), task, system=system)
+             for w in waves]
+  batch = prompts.collate(layouts, tokenizer.pad_id)
+  batch.update(waveform=wave, wave_lengths=lengths)
+  batch.pop("target_mask")
+  sampling = sampling or decoding.SamplingConfig(
+      max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id)
+  out = _generate(params, {k: jnp.asarray(v) for k, v in batch.items()},
+                  rng if rng is not None else jax.random.key(0), cfg, sampling)
+  tokens, lens = np.asarray(out["tokens"]), np.asarray(out["lengths"])
+  return [{"tokens": tokens[i, : lens[i]].tolist(),
+           "text": postprocess(tokenizer.decode(tokens[i, : lens[i]]))}
+          for i in range(len(waves))]

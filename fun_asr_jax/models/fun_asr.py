@@ -1,0 +1,210 @@
+"""The composite recognizer: frontend -> encoder -> adaptor -> LLM, plus the CTC branch.
+
+    waveform [B, N] --fbank+LFR--> feats [B, T, 560] --encoder--> enc [B, T', E]
+      enc --adaptor--> audio [B, T'', D]  (first n per row fill the prompt's audio slots)
+      enc --ctc head--> ctc_logits [B, T', V_ctc]
+    prompt tokens [B, S] --embed, splice audio--> LLM --> logits [B, S, V]
+
+Everything from waveform to logits is one pure function, so the frontend runs on the
+accelerator inside the jitted step. The number of audio slots per example is decided on
+the host (`num_audio_tokens`) from the sample count alone, which keeps shapes static.
+"""
+
+import dataclasses
+import json
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fun_asr_jax.audio import features as F
+from fun_asr_jax.models import adaptor as adaptor_lib
+from fun_asr_jax.models import encoder as encoder_lib
+from fun_asr_jax.models.adaptor import Adaptor, AdaptorConfig
+from fun_asr_jax.models.ctc import CTCConfig, CTCHead
+from fun_asr_jax.models.encoder import EncoderConfig, build_encoder
+from fun_asr_jax.models.llm import LLMConfig, Qwen3
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontendConfig:
+  fbank: F.FbankOptions = F.FbankOptions()
+  lfr_m: int = 7
+  lfr_n: int = 6
+  waveform_scale: float = 32768.0  # [-1, 1] audio -> Kaldi's int16 scale
+  cmvn_mean: tuple[float, ...] = ()  # optional global CMVN (empty = none)
+  cmvn_istd: tuple[float, ...] = ()
+
+  @property
+  def feature_dim(self) -> int:
+    return self.fbank.num_mel_bins * self.lfr_m
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  frontend: FrontendConfig = FrontendConfig()
+  encoder: EncoderConfig = EncoderConfig()
+  adaptor: AdaptorConfig = AdaptorConfig()
+  ctc: CTCConfig = CTCConfig()
+  llm: LLMConfig = LLMConfig()
+  # 'fake_token_len': the release's rule, only the first ~T/8 adaptor frames reach the LLM;
+  # 'all': every valid adaptor frame (transformers' FunAsrNano port; our from-scratch models
+  # downsample in the adaptor instead).
+  audio_tokens: str = "fake_token_len"
+  max_audio_seconds: float = 60.0
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "ModelConfig":
+    return _from_dict(cls, d)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=1, ensure_ascii=False)
+
+
+def _from_dict(cls, d):
+  """Nested dict -> nested frozen dataclasses (lists -> tuples); unknown keys are an error."""
+  if not isinstance(d, dict):
+    raise TypeError(f"{cls.__name__}: expected a mapping, got {type(d).__name__}")
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = set(d) - set(fields)
+  if unknown:
+    raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+  kwargs = {}
+  for name, value in d.items():
+    default = getattr(cls(), name) if name in fields else None
+    if dataclasses.is_dataclass(default):
+      value = _from_dict(type(default), value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  return cls(**kwargs)
+
+
+def fake_token_len(lfr_frames):
+  """Fun-ASR-Nano's audio-token count for T LFR frames (about T/8)."""
+  o1 = 1 + (lfr_frames - 1) // 2
+  o2 = 1 + (o1 - 1) // 2
+  return (o2 - 1) // 2 + 1
+
+
+def feature_frames(cfg: ModelConfig, num_samples):
+  """Frontend frames (after LFR) for a clip of `num_samples` at 16 kHz."""
+  frames = F.num_frames(num_samples, cfg.frontend.fbank)
+  return F.lfr_length(frames, cfg.frontend.lfr_n) if cfg.frontend.lfr_n > 1 else frames
+
+
+def num_audio_tokens(cfg: ModelConfig, num_samples: int) -> int:
+  """Audio slots in the prompt for a clip of `num_samples` (host-side, exact)."""
+  feats = int(feature_frames(cfg, num_samples))
+  enc = int(encoder_lib.output_length(cfg.encoder, np.int64(feats)))
+  adapted = int(adaptor_lib.output_length(cfg.adaptor, np.int64(enc))) if enc > 0 else 0
+  if cfg.audio_tokens == "all":
+    return adapted
+  if cfg.audio_tokens == "fake_token_len":
+    return min(int(fake_token_len(feats)), adapted) if feats > 0 else 0
+  raise ValueError(f"audio_tokens={cfg.audio_tokens!r}: expected 'all' or 'fake_token_len'")
+
+
+def splice_audio(embeds, audio_mask, audio):
+  """Puts audio frames, in order, into the slots marked by `audio_mask`.
+
+  embeds `[B, S, D]`, audio_mask `[B, S]` bool, audio `[B, A, D]` -> `[B, S, D]`.
+  """
+  idx = jnp.clip(jnp.cumsum(audio_mask, axis=1) - 1, 0, audio.shape[1] - 1)
+  gathered = jnp.take_along_axis(audio, idx[..., None], axis=1)
+  return jnp.where(audio_mask[..., None], gathered.astype(embeds.dtype), embeds)
+
+
+class FunASR(nn.Module):
+  cfg: ModelConfig
+
+  def setup(self):
+    c = self.cfg
+    self.encoder = build_encoder(c.encoder)
+    self.adaptor = Adaptor(c.adaptor, name="adaptor")
+    if c.ctc.enabled:
+      self.ctc = CTCHead(c.ctc, name="ctc")
+    self.llm = Qwen3(c.llm, name="llm")
+
+  # -- audio side ---------------------------------------------------------------------
+  def features(self, waveform, lengths, rng=None):
+    """waveform `[B, N]` in [-1, 1], lengths `[B]` -> (feats `[B, T, F]`, paddings)."""
+    fc = self.cfg.frontend
+    feats, pads = F.fbank(waveform * fc.waveform_scale, lengths, fc.fbank, rng=rng)
+    if fc.lfr_m > 1 or fc.lfr_n > 1:
+      feats, pads = F.apply_lfr(feats, pads, fc.lfr_m, fc.lfr_n)
+    if fc.cmvn_mean:
+      feats = F.apply_cmvn(feats, pads, np.asarray(fc.cmvn_mean, np.float32),
+                           np.asarray(fc.cmvn_istd, np.float32))
+    return feats, pads
+
+  def encode(self, feats, paddings, deterministic=True):
+    return self.encoder(feats, paddings, deterministic)
+
+  def adapt(self, enc, enc_paddings, deterministic=True):
+    return self.adaptor(enc, enc_paddings, deterministic)
+
+  def ctc_logits(self, enc, enc_paddings, deterministic=True):
+    return self.ctc(enc, enc_paddings, deterministic)
+
+  # -- text side ----------------------------------------------------------------------
+  def prompt_embeddings(self, tokens, audio_mask, audio):
+    return splice_audio(self.llm.embed(tokens), audio_mask, audio)
+
+  def embed_tokens(self, tokens):
+    return self.llm.embed(tokens)
+
+  def decoder(self, embeds, positions, paddings, cache=None, index=0, deterministic=True):
+    return self.llm(embeds, positions, paddings, cache=cache, index=index,
+                    deterministic=deterministic)
+
+  def __call__(self, batch: dict[str, Any], deterministic: bool = True, rng=None):
+    """Teacher-forced forward.
+
+    batch: `waveform [B, N]`, `wave_lengths [B]`, `tokens [B, S]`, `audio_mask [B, S]`,
+      `paddings [B, S]` (text); optional `feats`/`feat_paddings` instead of the waveform.
+
+    Returns:
+      dict with `logits [B, S, V]`, `ctc_logits [B, T', Vc]` and `ctc_paddings` (if enabled),
+      `enc_paddings`.
+    """
+    if "feats" in batch:
+      feats, feat_pads = batch["feats"], batch["feat_paddings"]
+    else:
+      feats, feat_pads = self.features(batch["waveform"], batch["wave_lengths"], rng)
+    enc, enc_pads = self.encode(feats, feat_pads, deterministic)
+    audio, _ = self.adapt(enc, enc_pads, deterministic)
+    embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
+    positions = jnp.maximum(jnp.cumsum(1.0 - batch["paddings"], axis=1) - 1, 0).astype(jnp.int32)
+    logits, _ = self.llm(embeds, positions, batch["paddings"], deterministic=deterministic)
+    out = {"logits": logits, "enc_paddings": enc_pads}
+    if self.cfg.ctc.enabled:
+      out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
+    return out
+
+
+def init_params(cfg: ModelConfig, rng, batch_size: int = 1, seconds: float = 1.0):
+  """Random parameters (boxed with logical axis metadata) for a model config."""
+  model = FunASR(cfg)
+  return model.init(rng, dummy_batch(cfg, batch_size, seconds))
+
+
+def dummy_batch(cfg: ModelConfig, batch_size: int = 1, seconds: float = 1.0) -> dict:
+  n = int(seconds * cfg.frontend.fbank.sample_rate)
+  s = num_audio_tokens(cfg, n) + 4
+  mask = np.zeros((batch_size, s), bool)
+  mask[:, 2: s - 2] = True
+  return {"waveform": np.zeros((batch_size, n), np.float32),
+          "wave_lengths": np.full((batch_size,), n, np.int32),
+          "tokens": np.zeros((batch_size, s), np.int32), "audio_mask": mask,
+          "paddings": np.zeros((batch_size, s), np.float32)}
+
+
+def param_shapes(cfg: ModelConfig):
+  """Boxed parameter ShapeDtypeStructs, without allocating anything."""
+  return jax.eval_shape(lambda r: init_params(cfg, r), jax.random.key(0))["params"]
