@@ -11,6 +11,7 @@ chunked streaming sees no future frames through the convolution either.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -101,8 +102,9 @@ class ConformerLayer(nn.Module):
 
 def subsampled_length(lengths, factor: int):
   """Frames after `log2(factor)` stride-2, kernel-3 VALID convolutions."""
+  xp = jnp if isinstance(lengths, jax.Array) else np  # host ints stay concrete
   for _ in range(int(np.log2(factor))):
-    lengths = jnp.maximum((lengths - 1) // 2, 0)
+    lengths = xp.maximum((lengths - 1) // 2, 0)
   return lengths
 
 
@@ -127,7 +129,7 @@ class ConvSubsampling(nn.Module):
     for i in range(int(np.log2(self.factor))):
       h = nn.Conv(ch, (3, 3), strides=(2, 2), padding="VALID", dtype=self.dtype,
                   kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
-                                                           (None, None, None, "conv_out")),
+                                                           ("conv_kernel", "conv_kernel", "conv_in", "conv_out")),
                   bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("conv_out",)),
                   name=f"conv{i}")(h)
       h = nn.relu(h)

@@ -1,0 +1,77 @@
+"""Model size presets: tiny (CPU tests), small (CPU accuracy runs), nano (Fun-ASR-Nano
+geometry, ~0.83B), full (~7.7B: 0.7B SAN-M encoder + a 7B-class Qwen3-style LLM).
+
+Each preset is a plain nested dict of `ModelConfig` fields, so any field can be overridden
+from the command line (`--config.model.llm.num_layers=4`).
+"""
+
+import copy
+import dataclasses
+
+from fun_asr_jax.models.fun_asr import ModelConfig
+
+SIZES = ("tiny", "small", "nano", "full")
+
+# Byte-level tokenizer (256 bytes + ChatML specials) padded to a multiple of 32.
+BYTE_VOCAB = 288
+
+_FBANK_ONLY = {"lfr_m": 1, "lfr_n": 1}  # conformer consumes 10 ms fbank frames
+
+_PRESETS = {
+    "tiny": {
+        "frontend": _FBANK_ONLY,
+        "encoder": {"kind": "conformer", "input_dim": 80, "hidden": 64, "num_heads": 4,
+                    "mlp_dim": 128, "num_blocks": 2, "kernel_size": 7, "subsampling": 4},
+        "adaptor": {"downsample": 2, "proj_hidden": 128, "hidden": 64, "num_layers": 1,
+                    "num_heads": 4, "mlp_dim": 128, "norm_eps": 1e-5},
+        "ctc": {"vocab_size": BYTE_VOCAB, "blank_id": BYTE_VOCAB - 1,
+                "decoder": {"proj_hidden": 128, "hidden": 64, "num_layers": 1, "num_heads": 4,
+                            "mlp_dim": 128, "norm_eps": 1e-5}},
+        "llm": {"vocab_size": BYTE_VOCAB, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
+                "num_kv_heads": 2, "head_dim": 16, "mlp_dim": 128, "rope_theta": 10000.0},
+        "audio_tokens": "all",
+    },
+    "small": {
+        "frontend": _FBANK_ONLY,
+        "encoder": {"kind": "conformer", "input_dim": 80, "hidden": 256, "num_heads": 4,
+                    "mlp_dim": 1024, "num_blocks": 12, "kernel_size": 15, "subsampling": 4},
+        "adaptor": {"downsample": 2, "proj_hidden": 1024, "hidden": 512, "num_layers": 2,
+                    "num_heads": 8, "mlp_dim": 1024, "norm_eps": 1e-5},
+        "ctc": {"vocab_size": BYTE_VOCAB, "blank_id": BYTE_VOCAB - 1,
+                "decoder": {"proj_hidden": 512, "hidden": 256, "num_layers": 1, "num_heads": 4,
+                            "mlp_dim": 512, "norm_eps": 1e-5}},
+        "llm": {"vocab_size": BYTE_VOCAB, "hidden_size": 512, "num_layers": 8, "num_heads": 8,
+                "num_kv_heads": 2, "head_dim": 64, "mlp_dim": 1536, "rope_theta": 10000.0},
+        "audio_tokens": "all",
+    },
+    # Fun-ASR-Nano-2512: the dataclass defaults are its geometry.
+    "nano": {},
+    "full": {
+        "encoder": {"hidden": 1024, "num_heads": 16, "mlp_dim": 4096, "num_blocks": 40,
+                    "tp_blocks": 16},
+        "adaptor": {"hidden": 3584, "proj_hidden": 2048, "num_heads": 28, "mlp_dim": 896},
+        "ctc": {"decoder": {"hidden": 1024, "proj_hidden": 2048, "num_heads": 16,
+                            "mlp_dim": 256}},
+        # Qwen2.5-7B-class layer geometry; 27 layers and tied embeddings give 6.8B.
+        "llm": {"hidden_size": 3584, "num_layers": 27, "num_heads": 28, "num_kv_heads": 4,
+                "head_dim": 128, "mlp_dim": 18944, "tie_embeddings": True},
+    },
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+  out = copy.deepcopy(base)
+  for k, v in override.items():
+    out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
+
+
+def model_dict(size: str) -> dict:
+  """The preset as a nested dict of ModelConfig fields."""
+  if size not in _PRESETS:
+    raise ValueError(f"model size {size!r}: expected one of {', '.join(SIZES)}")
+  return _merge(dataclasses.asdict(ModelConfig()), _PRESETS[size])
+
+
+def model_config(size: str) -> ModelConfig:
+  return ModelConfig.from_dict(model_dict(size))

@@ -1,0 +1,57 @@
+"""Logical axis rules: the one table that maps parameter/activation axis names to the mesh.
+
+Mesh axes are ('data', 'fsdp', 'tensor'). Parameters shard their large "embed"-side axis
+over fsdp (ZeRO-3 style) and their head/MLP/vocab axis over tensor; activations shard the
+batch over data x fsdp. Every parameter in the model names its axes (tests enforce it), so
+changing the parallelism is editing this table, not the model.
+"""
+
+import flax.linen as nn
+import jax
+from jax.sharding import NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
+    # activations
+    ("batch", ("data", "fsdp")),
+    ("act_length", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    # parameters: model width
+    ("embed", "fsdp"),
+    ("audio_feature", None),
+    ("audio_embed", "fsdp"),
+    ("conv_flat", "fsdp"),
+    # parameters: split for tensor parallelism
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("heads", "tensor"),
+    ("qkv", "tensor"),
+    ("mlp", "tensor"),
+    ("vocab", "tensor"),
+    ("ctc_vocab", "tensor"),
+    ("conv_out", "tensor"),
+    # small or structural axes: replicated
+    ("layers", None),
+    ("norm", None),
+    ("conv_kernel", None),
+    ("conv_in", None),
+    ("rel_pos", None),
+    ("lora_rank", None),
+)
+
+KNOWN_AXES = frozenset(name for name, _ in RULES)
+
+
+def logical_specs(boxed_tree):
+  """Boxed params (from init or eval_shape) -> tree of logical PartitionSpecs."""
+  return nn.get_partition_spec(boxed_tree)
+
+
+def mesh_shardings(boxed_tree, mesh: jax.sharding.Mesh, rules=RULES):
+  """Boxed params -> tree of NamedShardings on `mesh` under `rules`."""
+  logical = logical_specs(boxed_tree)
+  physical = nn.logical_to_mesh(logical, rules)
+  return jax.tree.map(lambda spec: NamedSharding(mesh, spec), physical,
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
