@@ -191,7 +191,8 @@ class FunASR(nn.Module):
 def init_params(cfg: ModelConfig, rng, batch_size: int = 1, seconds: float = 1.0):
   """Random parameters (boxed with logical axis metadata) for a model config."""
   model = FunASR(cfg)
-  return model.init(rng, dummy_batch(cfg, batch_size, seconds))
+  batch = dummy_batch(cfg, batch_size, seconds)
+  return jax.jit(model.init)(rng, batch)
 
 
 def dummy_batch(cfg: ModelConfig, batch_size: int = 1, seconds: float = 1.0) -> dict:

@@ -1,0 +1,95 @@
+"""The composite model: audio slots, splicing, batch/padding invariance end to end."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import models
+from fun_asr_jax.models.fun_asr import (FunASR, ModelConfig, fake_token_len, init_params,
+                                        num_audio_tokens, splice_audio)
+from fun_asr_jax.text import prompts
+from fun_asr_jax.text.tokenizer import Tokenizer
+
+TOK = Tokenizer.byte_level()
+
+
+def make_batch(cfg, waves, task="语音转写："):
+  from fun_asr_jax.audio.io import pad_batch
+  lays = [prompts.layout(TOK, num_audio_tokens(cfg, len(w)), task, target="hi 你好") for w in waves]
+  b = prompts.collate(lays, TOK.pad_id)
+  b["waveform"], b["wave_lengths"] = pad_batch(waves)
+  return b
+
+
+def test_splice_places_frames_in_order():
+  embeds = jnp.zeros((2, 6, 3))
+  mask = jnp.array([[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0]], bool)
+  audio = jnp.arange(2 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 3) + 1
+  out = np.asarray(splice_audio(embeds, mask, audio))
+  np.testing.assert_array_equal(out[0, 1:4], np.asarray(audio[0, :3]))
+  np.testing.assert_array_equal(out[1, 2:4], np.asarray(audio[1, :2]))
+  assert not out[0, [0, 4, 5]].any() and not out[1, [0, 1, 4, 5]].any()
+
+
+def test_fake_token_len_rule():
+  # o1 = 1 + (L-1)//2; o2 = 1 + (o1-1)//2; n = (o2-1)//2 + 1 (REFERENCE.md)
+  for lfr, want in [(1, 1), (8, 1), (9, 2), (17, 3), (37, 5), (167, 21)]:
+    assert int(fake_token_len(lfr)) == want
+
+
+@pytest.mark.parametrize("size", ["tiny"])
+def test_audio_slot_count_matches_adaptor_output(size):
+  cfg = models.model_config(size)
+  model = FunASR(cfg)
+  params = init_params(cfg, jax.random.key(0))
+  @jax.jit
+  def adapted_paddings(params, wave, lengths):
+    feats, fp = model.apply(params, wave, lengths, method=FunASR.features)
+    enc, ep = model.apply(params, feats, fp, method=FunASR.encode)
+    return model.apply(params, enc, ep, method=FunASR.adapt)[1]
+  lengths = np.array([4000, 16000, 23456, 400, 12345])
+  ap = adapted_paddings(params, np.zeros((5, 24000), np.float32), lengths)
+  for i, n in enumerate(lengths):
+    assert int((np.asarray(ap[i]) < 0.5).sum()) == num_audio_tokens(cfg, int(n))
+
+
+def test_batched_forward_equals_single_examples():
+  cfg = models.model_config("tiny")
+  params = init_params(cfg, jax.random.key(1))
+  rng = np.random.RandomState(0)
+  waves = [0.1 * rng.randn(n).astype(np.float32) for n in (9000, 16000, 5000)]
+  apply = jax.jit(FunASR(cfg).apply)
+  batched = apply(params, make_batch(cfg, waves))
+  b = make_batch(cfg, waves)
+  for i, w in enumerate(waves):
+    single = apply(params, make_batch(cfg, [w]))
+    s = int((b["paddings"][i] < 0.5).sum())
+    np.testing.assert_allclose(np.asarray(batched["logits"][i, :s]),
+                               np.asarray(single["logits"][0, :s]), atol=2e-5)
+    t = int((np.asarray(single["ctc_paddings"][0]) < 0.5).sum())
+    np.testing.assert_allclose(np.asarray(batched["ctc_logits"][i, :t]),
+                               np.asarray(single["ctc_logits"][0, :t]), atol=2e-5)
+
+
+def test_bf16_compute_stays_close_to_fp32():
+  cfg = models.model_config("tiny")
+  bf = ModelConfig.from_dict({**cfg.to_dict(),
+                              "encoder": {**cfg.to_dict()["encoder"], "dtype": "bfloat16"},
+                              "adaptor": {**cfg.to_dict()["adaptor"], "dtype": "bfloat16"},
+                              "llm": {**cfg.to_dict()["llm"], "dtype": "bfloat16"}})
+  params = init_params(cfg, jax.random.key(2))
+  wave = [0.1 * np.random.RandomState(3).randn(12000).astype(np.float32)]
+  a = jax.jit(FunASR(cfg).apply)(params, make_batch(cfg, wave))["logits"]
+  b = jax.jit(FunASR(bf).apply)(params, make_batch(cfg, wave))["logits"]
+  assert b.dtype == jnp.float32  # logits are always fp32
+  assert float(jnp.abs(a - b).max()) < 0.1 * float(jnp.abs(a).max())
+
+
+def test_config_roundtrip_and_unknown_field():
+  cfg = models.model_config("nano")
+  assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+  with pytest.raises(ValueError, match="unknown field"):
+    ModelConfig.from_dict({"encoder": {"hiden": 3}})

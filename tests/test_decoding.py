@@ -1,0 +1,83 @@
+"""Shared decoder: greedy vs step-by-step argmax, sampling filters, end-token handling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fun_asr_jax import decoding
+from fun_asr_jax.models.llm import LLMConfig, Qwen3
+
+CFG = LLMConfig(vocab_size=40, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                head_dim=8, mlp_dim=48)
+
+
+def setup_model(seed=0):
+  model = Qwen3(CFG)
+  emb = jnp.zeros((1, 1, 32))
+  params = model.init(jax.random.key(seed), emb, jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1)))
+  params = jax.tree.map(lambda x: x * 8 if x.ndim == 2 else x,
+                        __import__("flax").linen.meta.unbox(params))  # sharper distributions
+  decoder = lambda e, p, pd, c, i: model.apply(params, e, p, pd, cache=c, index=i)
+  embed = lambda t: model.apply(params, t, method=Qwen3.embed)
+  return model, params, decoder, embed
+
+
+def full_forward_greedy(model, params, prompt, steps):
+  seq = list(prompt)
+  for _ in range(steps):
+    ids = jnp.asarray([seq])
+    e = model.apply(params, ids, method=Qwen3.embed)
+    logits, _ = model.apply(params, e, jnp.arange(len(seq))[None], jnp.zeros((1, len(seq))))
+    seq.append(int(jnp.argmax(logits[0, -1])))
+  return seq[len(prompt):]
+
+
+def test_greedy_matches_recomputing_the_full_sequence():
+  model, params, decoder, embed = setup_model()
+  prompts = [[1, 2, 3, 4, 5], [7, 8]]
+  s = 5
+  ids = np.zeros((2, s), np.int32)
+  pads = np.ones((2, s), np.float32)
+  for i, p in enumerate(prompts):
+    ids[i, : len(p)], pads[i, : len(p)] = p, 0
+  out = decoding.generate(decoder, embed, CFG, embed(jnp.asarray(ids)), jnp.asarray(pads),
+                          decoding.SamplingConfig(max_new_tokens=6))
+  for i, p in enumerate(prompts):
+    assert np.asarray(out["tokens"][i]).tolist() == full_forward_greedy(model, params, p, 6)
+
+
+def test_end_token_stops_a_row_and_lengths_exclude_it():
+  model, params, decoder, embed = setup_model()
+  ids = jnp.asarray([[1, 2, 3]])
+  greedy = full_forward_greedy(model, params, [1, 2, 3], 6)
+  eos = greedy[2]
+  first = greedy.index(eos)
+  out = decoding.generate(decoder, embed, CFG, embed(ids), jnp.zeros((1, 3)),
+                          decoding.SamplingConfig(max_new_tokens=6, eos_ids=(eos,), pad_id=0))
+  assert int(out["lengths"][0]) == first
+  assert np.asarray(out["tokens"][0, :first]).tolist() == greedy[:first]
+  assert (np.asarray(out["tokens"][0, first:]) == 0).all() and bool(out["done"][0])
+
+
+def test_sampling_is_reproducible_and_top_k_1_is_greedy():
+  _, _, decoder, embed = setup_model()
+  e, pads = embed(jnp.asarray([[1, 2, 3], [4, 5, 6]])), jnp.zeros((2, 3))
+  hot = decoding.SamplingConfig(max_new_tokens=8, temperature=1.5)
+  a = decoding.generate(decoder, embed, CFG, e, pads, hot, jax.random.key(3))["tokens"]
+  b = decoding.generate(decoder, embed, CFG, e, pads, hot, jax.random.key(3))["tokens"]
+  c = decoding.generate(decoder, embed, CFG, e, pads, hot, jax.random.key(4))["tokens"]
+  assert jnp.array_equal(a, b) and not jnp.array_equal(a, c)
+  k1 = decoding.SamplingConfig(max_new_tokens=8, temperature=1.0, top_k=1)
+  greedy = decoding.SamplingConfig(max_new_tokens=8)
+  assert jnp.array_equal(decoding.generate(decoder, embed, CFG, e, pads, k1, jax.random.key(5))["tokens"],
+                         decoding.generate(decoder, embed, CFG, e, pads, greedy)["tokens"])
+
+
+def test_top_p_keeps_the_smallest_sufficient_set():
+  logits = jnp.log(jnp.asarray([[0.5, 0.3, 0.15, 0.05]]))
+  cfg = decoding.SamplingConfig(temperature=1.0, top_p=0.8)
+  kept = np.isfinite(np.asarray(decoding._filter_logits(logits, cfg)))[0]
+  assert kept.tolist() == [True, True, False, False]
+  cfg = decoding.SamplingConfig(temperature=1.0, top_p=0.81)
+  kept = np.isfinite(np.asarray(decoding._filter_logits(logits, cfg)))[0]
+  assert kept.tolist() == [True, True, True, False]
