@@ -26,6 +26,9 @@ setup(
         "scipy",
         "soundfile",
         "ml_dtypes",
+        "pyyaml",
+        "importlib_resources",  # tensorflow-datasets needs it without TensorFlow
+        "espeakng-loader",  # the embedded corpus: espeak-ng speech synthesis
     ],
     extras_require={
         # Parity references. torch is pinned: an unpinned torch pulls several GB of CUDA.

@@ -61,11 +61,11 @@ def load_config(folder: str) -> ModelConfig:
 
 def load_model(folder: str):
   """-> (ModelConfig, params (plain arrays), Tokenizer or None, meta dict)."""
-  from fun_asr_jax.text.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.text.tokenizer import load_tokenizer  # pylint: disable=import-outside-toplevel
   cfg = load_config(folder)
   params = ocp.PyTreeCheckpointer().restore(os.path.join(os.path.abspath(folder), "params"))
   tok_dir = os.path.join(folder, "tokenizer")
-  tokenizer = Tokenizer.from_folder(tok_dir) if os.path.isdir(tok_dir) else None
+  tokenizer = load_tokenizer(tok_dir) if os.path.isdir(tok_dir) else None
   meta_path = os.path.join(folder, "meta.json")
   meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
   return cfg, params, tokenizer, meta
