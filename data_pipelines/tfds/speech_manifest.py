@@ -2,7 +2,7 @@
 
 No TensorFlow needed: audio is an int16 `Tensor` feature (TFDS's `Audio` feature needs
 TensorFlow), strings are `Text`. Read it back with `tfds.data_source` (random access, what
-grain wants) or point the training pipeline at it with `tfds:NAME:SPLIT@DATA_DIR`.
+grain wants) or point the training pipeline at it with `tfds:NAME:SPLIT?data_dir=DIR`.
 
     import tensorflow_datasets as tfds
     from data_pipelines.tfds.speech_manifest import build

@@ -90,7 +90,7 @@ def apply_rir(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
 
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
   """Plays `factor` times faster (tempo and pitch, like sox 'speed')."""
-  up, down = int(round(100 / factor)), 100
+  up, down = int(round(1000 / factor)), 1000
   g = np.gcd(up, down)
   return signal.resample_poly(x, up // g, down // g).astype(np.float32)
 
@@ -105,7 +105,7 @@ def truncate(x: np.ndarray, text: str, fraction: float) -> tuple[np.ndarray, str
   it ends before `fraction` of the text, so the target never claims unheard speech.
   """
   units = list(_UNIT.finditer(text))
-  keep = int(np.floor(fraction * len(units) - 0.5)) if units else 0
+  keep = len(units) if fraction >= 1.0 else int(np.floor(fraction * len(units) - 0.5))
   prefix = text[: units[keep - 1].end()] if keep > 0 else ""
   return x[: max(1, int(len(x) * fraction))], prefix
 

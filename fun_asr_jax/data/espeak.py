@@ -53,7 +53,7 @@ class Synthesizer:
     return 0
 
   def synth(self, text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
-            pitch_range: int = 50, word_gap: int = 0) -> np.ndarray:
+            pitch_range: int = 50, word_gap: int = 0, seed: int = 0) -> np.ndarray:
     """int16 samples of `text` spoken by `voice` ('en', 'cmn', 'en-us+f3', ...)."""
     with _lock:
       if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -62,6 +62,7 @@ class Synthesizer:
                            (_WORDGAP, word_gap)):
         self._lib.espeak_SetParameter(param, int(value), 0)
       self._chunks = []
+      self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))  # espeak-ng jitters voices
       data = text.encode("utf-8")
       err = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
                                    None, None)

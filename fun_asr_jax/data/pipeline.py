@@ -56,10 +56,13 @@ class Stats:
 
 
 def parse_mixture(spec: str) -> list[tuple[str, float]]:
-  """'a.jsonl@2,shards/b' -> [('a.jsonl', 2.0), ('shards/b', 1.0)]."""
+  """'a.jsonl@2,shards/b' -> [('a.jsonl', 2.0), ('shards/b', 1.0)].
+
+  A TFDS source is `tfds:NAME[:SPLIT][?data_dir=DIR]`.
+  """
   out = []
   for part in filter(None, (p.strip() for p in spec.split(","))):
-    path, _, weight = part.partition("@")
+    path, _, weight = part.rpartition("@") if "@" in part else (part, "", "")
     try:
       out.append((path, float(weight) if weight else 1.0))
     except ValueError as e:
@@ -90,9 +93,9 @@ class _TfdsRecords:
 
   def __init__(self, spec: str):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-    body = spec[len("tfds:"):]
-    name, _, data_dir = body.partition("@")
-    name, _, split = name.partition(":")
+    body, _, query = spec[len("tfds:"):].partition("?")
+    name, _, split = body.partition(":")
+    data_dir = query[len("data_dir="):] if query.startswith("data_dir=") else ""
     self._src = tfds.data_source(name, split=split or "train", data_dir=data_dir or None)
 
   def __len__(self):

@@ -188,13 +188,14 @@ def write_corpus(output_dir: str, num_utterances: int, seed: int = 0,
   manifests = {}
   for split, n in sizes.items():
     chunks = [(s, min(n, s + 200)) for s in range(0, n, 200)]
-    if num_workers > 1 and len(chunks) > 1:
-      ctx = multiprocessing.get_context("spawn")
-      with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
-        parts = list(pool.map(_write_range, *zip(*[(output_dir, split, a, b, seed, cfg)
-                                                    for a, b in chunks])))
-    else:
-      parts = [_write_range(output_dir, split, a, b, seed, cfg) for a, b in chunks]
+    # espeak-ng keeps static wave-generator state (e.g. flutter phase) across calls, so an
+    # utterance's samples depend on what the process spoke before. Each chunk therefore runs
+    # in a fresh process: output depends only on (seed, split, index).
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max(1, num_workers), mp_context=ctx,
+                                                max_tasks_per_child=1) as pool:
+      parts = list(pool.map(_write_range, *zip(*[(output_dir, split, a, b, seed, cfg)
+                                                  for a, b in chunks])))
     path = os.path.join(output_dir, f"{split}.jsonl")
     with open(path, "w", encoding="utf-8") as f:
       for rows in parts:

@@ -1,0 +1,161 @@
+"""grain pipeline: determinism, exact resume, host sharding, buckets, corrupt records."""
+
+import dataclasses
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from configs import models
+from fun_asr_jax.data import build, schema
+from fun_asr_jax.data.augment import AugmentConfig
+from fun_asr_jax.data.bucketing import Buckets
+from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture
+from fun_asr_jax.text.tokenizer import Tokenizer
+
+TOK = Tokenizer.byte_level()
+MODEL = models.model_config("tiny")
+BUCKETS = Buckets(seconds=(2.0, 4.0, 8.0), tokens=(256, 320, 448))
+
+
+def pipe(spec, tmp, **kw):
+  cfg = PipelineConfig(**{"batch_size": 4, "buckets": BUCKETS, "num_threads": 2, **kw})
+  return Pipeline(spec, MODEL, TOK, cfg, cache_dir=str(tmp), **{
+      k: v for k, v in kw.items() if k in ()})
+
+
+def take(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def same(a, b):
+  return all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in x if k != "meta")
+
+
+def test_same_seed_same_batches_and_different_seed_differs(corpus, tmp_path):
+  aug = AugmentConfig(speed_prob=0.5, gain_prob=0.5, truncate_prob=0.2)
+  a = take(iter(pipe(corpus["shards"], tmp_path, augment=aug)), 5)
+  b = take(iter(pipe(corpus["shards"], tmp_path, augment=aug)), 5)
+  c = take(iter(pipe(corpus["shards"], tmp_path, augment=aug, seed=7)), 5)
+  assert same(a, b) and not same(a, c)
+
+
+def test_resume_gives_exactly_the_next_batches(corpus, tmp_path):
+  p = pipe(corpus["shards"], tmp_path, augment=AugmentConfig(speed_prob=0.5, gain_prob=0.5))
+  it = iter(p)
+  take(it, 3)
+  state = it.get_state()
+  expected = take(it, 4)
+  it2 = iter(p)
+  it2.set_state(state)
+  assert same(take(it2, 4), expected)
+
+
+def test_host_shards_are_disjoint_and_complete(corpus, tmp_path):
+  ids = []
+  for host in range(3):
+    cfg = PipelineConfig(batch_size=1, buckets=BUCKETS, shuffle=False, repeat=False,
+                         drop_remainder=False)
+    p = Pipeline(corpus["shards"], MODEL, TOK, cfg, str(tmp_path), process_index=host,
+                 process_count=3)
+    ids.append([i for b in p for i in b["meta"]["id"]])
+  flat = [i for host in ids for i in host]
+  assert len(flat) == len(set(flat)), "hosts overlap"
+  summary = build.shard_paths(corpus["shards"])
+  import grain
+  total = len(grain.sources.ArrayRecordDataSource(summary))
+  assert len(flat) == total
+
+
+def test_batch_shapes_bounded_by_bucket_count(corpus, tmp_path):
+  p = pipe(corpus["shards"], tmp_path, augment=AugmentConfig(speed_prob=1.0, speeds=(0.9,)))
+  shapes = {(b["waveform"].shape, b["tokens"].shape) for b in take(iter(p), 30)}
+  assert len(shapes) <= len(BUCKETS.seconds)
+  for (wave, toks) in shapes:
+    assert wave[1] in BUCKETS.samples and toks[1] in BUCKETS.tokens
+
+
+def test_batch_contents_are_consistent(corpus, tmp_path):
+  b = next(iter(pipe(corpus["shards"], tmp_path)))
+  for i in range(4):
+    n = b["wave_lengths"][i]
+    assert not b["waveform"][i, n:].any()
+    s = int((b["paddings"][i] < 0.5).sum())
+    target = b["tokens"][i][b["target_mask"][i]]
+    assert TOK.decode(target) == b["meta"]["text"][i]
+    assert b["target_mask"][i, s:].sum() == 0 and b["audio_mask"][i, s:].sum() == 0
+
+
+def test_manifest_is_built_on_first_use_and_cached(corpus, tmp_path):
+  p = pipe(corpus["test"], tmp_path)
+  next(iter(p))
+  built = [d for d in os.listdir(tmp_path) if d.startswith("test-")]
+  assert len(built) == 1
+  pipe(corpus["test"], tmp_path)
+  assert len([d for d in os.listdir(tmp_path) if d.startswith("test-")]) == 1
+
+
+def test_mixture_weights(corpus, tmp_path):
+  assert parse_mixture("a.jsonl@3,b") == [("a.jsonl", 3.0), ("b", 1.0)]
+  with pytest.raises(ValueError, match="weight 'x'"):
+    parse_mixture("a@x")
+  test_shards = str(tmp_path / "test_shards")
+  build.build_from_manifest(corpus["test"], test_shards, num_shards=1, num_workers=1)
+  p = pipe(f"{corpus['shards']}@3,{test_shards}@1", tmp_path)
+  ids = [i for b in take(iter(p), 40) for i in b["meta"]["id"]]
+  share = np.mean([i.startswith("test") for i in ids])
+  assert 0.15 < share < 0.35
+
+
+def test_corrupt_record_is_skipped_and_counted(corpus, tmp_path):
+  from array_record.python.array_record_module import ArrayRecordWriter
+  folder = tmp_path / "bad"
+  shutil.copytree(corpus["shards"], folder)
+  name = build.shard_name(0, 4)
+  src = __import__("grain").sources.ArrayRecordDataSource([str(folder / name)])
+  records = [src[i] for i in range(len(src))]
+  w = ArrayRecordWriter(str(folder / name), "group_size:1")
+  for i, r in enumerate(records):
+    w.write(r[: len(r) // 2] if i == 0 else r)
+  w.close()
+  cfg = PipelineConfig(batch_size=1, buckets=BUCKETS, shuffle=False, repeat=False,
+                       drop_remainder=False)
+  p = Pipeline(str(folder), MODEL, TOK, cfg, str(tmp_path))
+  n = sum(1 for _ in p)
+  total = len(__import__("grain").sources.ArrayRecordDataSource(build.shard_paths(str(folder))))
+  assert n == total - 1 and p.stats.corrupt == 1
+
+
+def test_missing_shard_is_an_error_at_start(corpus, tmp_path):
+  folder = tmp_path / "missing"
+  shutil.copytree(corpus["shards"], folder)
+  os.remove(folder / build.shard_name(2, 4))
+  with pytest.raises(FileNotFoundError, match="shard\\(s\\) missing: .*00002-of-00004"):
+    pipe(str(folder), tmp_path)
+
+
+def test_noise_only_examples_have_empty_targets(corpus, tmp_path):
+  noise = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__)))), "..", "shared", "data", "noise", "manifest.jsonl")
+  if not os.path.exists(noise):
+    pytest.skip("../shared/data/noise is absent")
+  cfg = PipelineConfig(batch_size=4, buckets=BUCKETS,
+                       augment=AugmentConfig(noise_only_prob=1.0))
+  p = Pipeline(corpus["shards"], MODEL, TOK, cfg, str(tmp_path), noise_manifest=noise)
+  b = next(iter(p))
+  assert b["meta"]["text"] == ["", "", "", ""] and b["meta"]["kind"] == ["noise"] * 4
+  assert b["ctc_label_paddings"].all()
+
+
+def test_tfds_source(corpus, tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from data_pipelines.tfds.speech_manifest import build as tfds_build
+  tfds_build({"train": corpus["test"]}, str(tmp_path / "tfds"))
+  cfg = PipelineConfig(batch_size=1, buckets=BUCKETS, shuffle=False, repeat=False,
+                       drop_remainder=False)
+  p = Pipeline(f"tfds:speech_manifest:train?data_dir={tmp_path / 'tfds'}", MODEL, TOK, cfg, str(tmp_path))
+  got = {b["meta"]["id"][0]: b["meta"]["text"][0] for b in p}
+  import json
+  want = {r["id"]: r["text"] for r in map(json.loads, open(corpus["test"]))}
+  assert got == want
