@@ -26,10 +26,61 @@ def parse_arg(arg: str | None, choices: dict[str, tuple[str, ...]], defaults: di
 def base_config(size: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.size = size
+  c.objective = "sft"  # sft | ctc | bestrq
+  c.stage = ""
+  c.trainable = ("all",)  # path prefixes; 'llm/lora' = LoRA leaves only
   c.model = ml_collections.ConfigDict(models.model_dict(size))
-  c.init_from = ""  # a checkpoint of an earlier stage
+  c.init_from = ""  # an earlier stage's workdir or a converted model folder
   c.seed = 0
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
-  c.data = ml_collections.ConfigDict({"train": "", "eval": "", "noise": "",
-                                      "batch_size": 8, "max_audio_seconds": 30.0})
+
+  c.data = ml_collections.ConfigDict()
+  c.data.train = ""  # JSONL manifest(s) or shard folder(s): 'a.jsonl@2,b'
+  c.data.eval = ""
+  c.data.noise = ""  # noise manifest for augmentation
+  c.data.cache_dir = ""  # '' -> <workdir>/../data_cache
+  c.data.tokenizer = "sentencepiece:1000"  # byte | sentencepiece:VOCAB | a folder
+  c.data.batch_size = 8  # global
+  c.data.eval_batch_size = 8
+  c.data.num_threads = 2
+  c.data.bucket_seconds = (2.0, 4.0, 8.0, 16.0, 30.0)
+  c.data.bucket_tokens = (96, 128, 192, 320, 512)
+  c.data.hotword_prompt_prob = 0.0
+  c.data.language_prompt_prob = 0.0
+  c.data.augment = ml_collections.ConfigDict({
+      "noise_prob": 0.0, "snr_db": (0.0, 20.0), "rir_prob": 0.0, "speed_prob": 0.0,
+      "speeds": (0.9, 1.1), "gain_prob": 0.0, "gain_db": (-6.0, 6.0),
+      "noise_only_prob": 0.0, "truncate_prob": 0.0})
+  c.data.spec_augment = False
+  c.data.dither = 1.0  # Kaldi dither while training (0 at eval)
+
+  c.optim = ml_collections.ConfigDict({
+      "lr": 1e-3, "warmup_steps": 100, "decay": "cosine", "end_lr_ratio": 0.05,
+      "weight_decay": 0.01, "b1": 0.9, "b2": 0.98, "clip_norm": 1.0, "grad_accum": 1})
+  c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3})
+
+  c.train = ml_collections.ConfigDict({
+      "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
+      "keep": 2, "keep_every": 0, "max_nan_steps": 5, "peak_flops": 0.0,
+      "async_checkpoint": True})
+  c.eval = ml_collections.ConfigDict({"max_new_tokens": 64, "num_batches": 0,
+                                      "path": "llm"})
+  return c
+
+
+def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks values users can get wrong; errors name the field."""
+  def need(cond, field, msg):
+    if not cond:
+      raise ValueError(f"config.{field}: {msg}")
+  need(c.objective in ("sft", "ctc", "bestrq"), "objective", "expected sft, ctc or bestrq")
+  need(c.data.batch_size > 0, "data.batch_size", "must be positive")
+  need(c.train.num_steps > 0, "train.num_steps", "must be positive")
+  need(c.optim.lr > 0, "optim.lr", "must be positive")
+  need(c.optim.grad_accum >= 1, "optim.grad_accum", "must be >= 1")
+  need(0 <= c.optim.warmup_steps, "optim.warmup_steps", "must be >= 0")
+  need(len(c.data.bucket_seconds) == len(c.data.bucket_tokens), "data.bucket_tokens",
+       "needs one entry per data.bucket_seconds")
+  need(c.eval.path in ("llm", "ctc"), "eval.path", "expected llm or ctc")
+  need(c.train.save_every >= 0 and c.train.keep >= 1, "train.keep", "must be >= 1")
   return c

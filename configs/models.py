@@ -12,10 +12,12 @@ from fun_asr_jax.models.fun_asr import ModelConfig
 
 SIZES = ("tiny", "small", "nano", "full")
 
-# Byte-level tokenizer (256 bytes + ChatML specials) padded to a multiple of 32.
+# From-scratch presets size their vocabularies from the tokenizer the run builds
+# (vocab_size 0 = "from the tokenizer"); 288 fits the byte-level tokenizer.
 BYTE_VOCAB = 288
 
-_FBANK_ONLY = {"lfr_m": 1, "lfr_n": 1}  # conformer consumes 10 ms fbank frames
+# conformer consumes 10 ms fbank frames, normalised per utterance
+_FBANK_ONLY = {"lfr_m": 1, "lfr_n": 1, "utterance_norm": True}
 
 _PRESETS = {
     "tiny": {
@@ -24,10 +26,10 @@ _PRESETS = {
                     "mlp_dim": 128, "num_blocks": 2, "kernel_size": 7, "subsampling": 4},
         "adaptor": {"downsample": 2, "proj_hidden": 128, "hidden": 64, "num_layers": 1,
                     "num_heads": 4, "mlp_dim": 128, "norm_eps": 1e-5},
-        "ctc": {"vocab_size": BYTE_VOCAB, "blank_id": BYTE_VOCAB - 1,
+        "ctc": {"vocab_size": 0, "blank_id": -1,
                 "decoder": {"proj_hidden": 128, "hidden": 64, "num_layers": 1, "num_heads": 4,
                             "mlp_dim": 128, "norm_eps": 1e-5}},
-        "llm": {"vocab_size": BYTE_VOCAB, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
+        "llm": {"vocab_size": 0, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
                 "num_kv_heads": 2, "head_dim": 16, "mlp_dim": 128, "rope_theta": 10000.0},
         "audio_tokens": "all",
     },
@@ -37,10 +39,10 @@ _PRESETS = {
                     "mlp_dim": 1024, "num_blocks": 12, "kernel_size": 15, "subsampling": 4},
         "adaptor": {"downsample": 2, "proj_hidden": 1024, "hidden": 512, "num_layers": 2,
                     "num_heads": 8, "mlp_dim": 1024, "norm_eps": 1e-5},
-        "ctc": {"vocab_size": BYTE_VOCAB, "blank_id": BYTE_VOCAB - 1,
+        "ctc": {"vocab_size": 0, "blank_id": -1,
                 "decoder": {"proj_hidden": 512, "hidden": 256, "num_layers": 1, "num_heads": 4,
                             "mlp_dim": 512, "norm_eps": 1e-5}},
-        "llm": {"vocab_size": BYTE_VOCAB, "hidden_size": 512, "num_layers": 8, "num_heads": 8,
+        "llm": {"vocab_size": 0, "hidden_size": 512, "num_layers": 8, "num_heads": 8,
                 "num_kv_heads": 2, "head_dim": 64, "mlp_dim": 1536, "rope_theta": 10000.0},
         "audio_tokens": "all",
     },
@@ -73,5 +75,18 @@ def model_dict(size: str) -> dict:
   return _merge(dataclasses.asdict(ModelConfig()), _PRESETS[size])
 
 
-def model_config(size: str) -> ModelConfig:
-  return ModelConfig.from_dict(model_dict(size))
+def resolve_vocab(d: dict, vocab: int) -> dict:
+  """Fills vocab_size 0 with `vocab` (rounded up to 32); the CTC blank is its last id."""
+  d = copy.deepcopy(d)
+  rounded = -(-vocab // 32) * 32
+  if d["llm"]["vocab_size"] == 0:
+    d["llm"]["vocab_size"] = rounded
+  if d["ctc"]["vocab_size"] == 0:
+    d["ctc"]["vocab_size"] = -(-(vocab + 1) // 32) * 32
+    d["ctc"]["blank_id"] = d["ctc"]["vocab_size"] - 1
+  return d
+
+
+def model_config(size: str, vocab: int = BYTE_VOCAB - 3) -> ModelConfig:
+  """The preset as a ModelConfig; from-scratch vocabularies sized for `vocab` tokens."""
+  return ModelConfig.from_dict(resolve_vocab(model_dict(size), vocab))

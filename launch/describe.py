@@ -9,6 +9,7 @@ import _bootstrap  # noqa: F401  pylint: disable=unused-import
 from absl import app, flags
 from ml_collections import config_flags
 
+from configs import models
 from fun_asr_jax.models import describe
 from fun_asr_jax.models.fun_asr import ModelConfig
 
@@ -22,7 +23,8 @@ def _fmt(n: int) -> str:
 
 def main(argv):
   del argv
-  cfg = ModelConfig.from_dict(_CONFIG.value.model.to_dict())
+  cfg = ModelConfig.from_dict(models.resolve_vocab(_CONFIG.value.model.to_dict(),
+                                                    models.BYTE_VOCAB - 3))
   counts = describe.parameter_counts(cfg)
   print(f"config: {flags.FLAGS['config'].config_filename}  size: {_CONFIG.value.get('size')}")
   print(f"{'component':<20}{'parameters':>14}")

@@ -179,3 +179,12 @@ def apply_cmvn(features, paddings, mean, inv_std):
   """Global CMVN: (x + shift) * scale in FunASR's am.mvn convention is (x - mean) * inv_std."""
   out = (features - jnp.asarray(mean)) * jnp.asarray(inv_std)
   return out * (1.0 - paddings)[..., None]
+
+
+def utterance_norm(features, paddings, eps: float = 1e-5):
+  """Per-utterance, per-bin mean/variance normalisation over valid frames."""
+  valid = (1.0 - paddings)[..., None]
+  n = jnp.maximum(valid.sum(axis=1, keepdims=True), 1.0)
+  mean = (features * valid).sum(axis=1, keepdims=True) / n
+  var = (jnp.square(features - mean) * valid).sum(axis=1, keepdims=True) / n
+  return (features - mean) * jax.lax.rsqrt(var + eps) * valid

@@ -41,6 +41,7 @@ class PipelineConfig:
   num_threads: int = 2
   prefetch: int = 32
   drop_remainder: bool = True
+  include_targets: bool = True  # False: prompt-only layouts for decoding (eval)
 
 
 @dataclasses.dataclass
@@ -201,7 +202,7 @@ class Pipeline:
         rng.random() < cfg.language_prompt_prob else None
     task = prompts.task_prompt(language=language, hotwords=hotwords)
     lay = prompts.layout(self.tokenizer, num_audio_tokens(self.model_cfg, len(x)), task,
-                         target=text)
+                         target=text if cfg.include_targets else None)
     bucket = cfg.buckets.index(len(x), len(lay.tokens))
     if bucket < 0:
       self.stats.bump("too_long")
@@ -217,11 +218,12 @@ class Pipeline:
   # -- per batch ------------------------------------------------------------------------
   def _collate(self, examples: list[dict]) -> dict:
     bk = self.cfg.buckets
+    real = len(examples)
+    if real < self.cfg.batch_size:  # a short last batch: pad with copies, id None
+      examples = examples + [dict(examples[-1], id=None)] * (self.cfg.batch_size - real)
     b = max(e["bucket"] for e in examples)
     n, s = bk.samples[b], bk.tokens[b]
-    u = max(1, max(len(e["ctc_labels"]) for e in examples))
-    u = int(-(-u // 16) * 16)
-    ctc_len = min(s, max(16, u))
+    ctc_len = s  # the target fits in the bucket's text length, so its CTC labels do too
     lengths = np.array([len(e["waveform"]) for e in examples], np.int32)
     text_len = np.array([len(e["tokens"]) for e in examples])
     ctc = [e["ctc_labels"][:ctc_len] for e in examples]

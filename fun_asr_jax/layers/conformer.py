@@ -129,7 +129,7 @@ class ConvSubsampling(nn.Module):
     for i in range(int(np.log2(self.factor))):
       h = nn.Conv(ch, (3, 3), strides=(2, 2), padding="VALID", dtype=self.dtype,
                   kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
-                                                           ("conv_kernel", "conv_kernel", "conv_in", "conv_out")),
+                                                           ("conv_time", "conv_freq", "conv_in", "conv_out")),
                   bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("conv_out",)),
                   name=f"conv{i}")(h)
       h = nn.relu(h)

@@ -36,6 +36,7 @@ class FrontendConfig:
   waveform_scale: float = 32768.0  # [-1, 1] audio -> Kaldi's int16 scale
   cmvn_mean: tuple[float, ...] = ()  # optional global CMVN (empty = none)
   cmvn_istd: tuple[float, ...] = ()
+  utterance_norm: bool = False  # per-utterance mean/variance normalisation (from scratch)
 
   @property
   def feature_dim(self) -> int:
@@ -141,6 +142,8 @@ class FunASR(nn.Module):
     if fc.cmvn_mean:
       feats = F.apply_cmvn(feats, pads, np.asarray(fc.cmvn_mean, np.float32),
                            np.asarray(fc.cmvn_istd, np.float32))
+    if fc.utterance_norm:
+      feats = F.utterance_norm(feats, pads)
     return feats, pads
 
   def encode(self, feats, paddings, deterministic=True):

@@ -37,6 +37,8 @@ RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("norm", None),
     ("conv_kernel", None),
     ("conv_in", None),
+    ("conv_time", None),
+    ("conv_freq", None),
     ("rel_pos", None),
     ("lora_rank", None),
 )

@@ -60,12 +60,91 @@ def load_config(folder: str) -> ModelConfig:
 
 
 def load_model(folder: str):
-  """-> (ModelConfig, params (plain arrays), Tokenizer or None, meta dict)."""
+  """A model folder or a training workdir -> (ModelConfig, params, Tokenizer or None, meta)."""
   from fun_asr_jax.text.tokenizer import load_tokenizer  # pylint: disable=import-outside-toplevel
   cfg = load_config(folder)
-  params = ocp.PyTreeCheckpointer().restore(os.path.join(os.path.abspath(folder), "params"))
+  if os.path.isdir(os.path.join(folder, "params")):
+    params = ocp.PyTreeCheckpointer().restore(os.path.join(os.path.abspath(folder), "params"))
+  else:  # a training workdir: its newest checkpoint
+    params, _ = restore_params(folder)
   tok_dir = os.path.join(folder, "tokenizer")
   tokenizer = load_tokenizer(tok_dir) if os.path.isdir(tok_dir) else None
   meta_path = os.path.join(folder, "meta.json")
   meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
   return cfg, params, tokenizer, meta
+
+
+# ---------------------------------------------------------------------------------------
+# Training checkpoints: Orbax CheckpointManager in WORKDIR/checkpoints.
+#   params  model parameters (what init_from and the inference commands read)
+#   opt     step, optimizer state, rng
+#   data    grain iterator state (exact resume of the input pipeline)
+#   config  the run's config (JSON)
+# ---------------------------------------------------------------------------------------
+class TrainCheckpointer:
+  """Saves and restores train state + data iterator + config with retention rules."""
+
+  def __init__(self, workdir: str, keep: int = 2, keep_every: int = 0,
+               async_save: bool = True):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    opts = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, keep_period=keep_every or None, create=True,
+        enable_async_checkpointing=async_save)
+    self.manager = ocp.CheckpointManager(self.directory, options=opts)
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, data_iterator=None, config: dict | None = None,
+           force: bool = False) -> bool:
+    items = {"params": ocp.args.StandardSave(state.params),
+             "opt": ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state,
+                                           "rng": jax.random.key_data(state.rng)})}
+    if data_iterator is not None:
+      import grain  # pylint: disable=import-outside-toplevel
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    if config is not None:
+      items["config"] = ocp.args.JsonSave(config)
+    return self.manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+  def restore(self, step: int, abstract_state, shardings, data_iterator=None):
+    """Restores onto `shardings` (any mesh shape); returns the state."""
+    def target(tree, sh):
+      return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          tree, sh)
+    opt_abstract = {"step": target(abstract_state.step, shardings.step),
+                    "opt_state": target(abstract_state.opt_state, shardings.opt_state),
+                    "rng": jax.ShapeDtypeStruct(
+                        jax.random.key_data(abstract_state.rng).shape, np.uint32,
+                        sharding=shardings.rng)}
+    items = {"params": ocp.args.StandardRestore(target(abstract_state.params,
+                                                       shardings.params)),
+             "opt": ocp.args.StandardRestore(opt_abstract)}
+    if data_iterator is not None:
+      import grain  # pylint: disable=import-outside-toplevel
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    out = self.manager.restore(step, args=ocp.args.Composite(**items))
+    return abstract_state.replace(
+        step=out["opt"]["step"], params=out["params"], opt_state=out["opt"]["opt_state"],
+        rng=jax.random.wrap_key_data(out["opt"]["rng"]))
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def restore_params(workdir: str, step: int | None = None):
+  """Parameters of a training workdir's newest (or given) checkpoint, as host arrays."""
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"{workdir}: no checkpoints/ folder")
+  mgr = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+  step = mgr.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"{directory}: no complete checkpoint")
+  out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+  mgr.close()
+  return jax.tree.map(np.asarray, out["params"]), step

@@ -1,0 +1,73 @@
+"""Decoding a prompt-only eval pipeline and scoring it (shared by training and eval.py)."""
+
+import functools
+
+import jax
+
+from fun_asr_jax import decoding
+from fun_asr_jax.inference.transcribe import _generate, postprocess
+from fun_asr_jax.models import ctc as ctc_lib
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
+from fun_asr_jax.train.metrics import error_rates
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _ctc_greedy(params, batch, cfg: ModelConfig):
+  model = FunASR(cfg)
+  v = {"params": params}
+  feats, pads = model.apply(v, batch["waveform"], batch["wave_lengths"], method=FunASR.features)
+  enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
+  logits, lpads = model.apply(v, enc, enc_pads, method=FunASR.ctc_logits)
+  return ctc_lib.greedy_decode(logits, lpads, cfg.ctc.blank_id)[:2]
+
+
+def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "llm",
+                 max_new_tokens: int = 64) -> list[str]:
+  """Hypotheses for a prompt-only batch (from `Pipeline(..., include_targets=False)`)."""
+  arrays = {k: batch[k] for k in ("waveform", "wave_lengths", "tokens", "audio_mask",
+                                  "paddings")}
+  if path == "ctc":
+    if not cfg.ctc.enabled:
+      raise ValueError("--path=ctc: this model has no CTC branch")
+    toks, lens = jax.device_get(_ctc_greedy(params, arrays, cfg))
+    return [postprocess(tokenizer.decode([t for t in toks[i, : lens[i]]
+                                          if t < tokenizer.vocab_size]))
+            for i in range(len(lens))]
+  sampling = decoding.SamplingConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,),
+                                     pad_id=tokenizer.pad_id)
+  out = jax.device_get(_generate(params, arrays, jax.random.key(0), cfg, sampling))
+  return [postprocess(tokenizer.decode(out["tokens"][i, : out["lengths"][i]]))
+          for i in range(len(out["lengths"]))]
+
+
+def evaluate(cfg: ModelConfig, params, tokenizer, pipeline, path: str = "llm",
+             max_new_tokens: int = 64, max_batches: int = 0) -> dict:
+  """Decodes every batch (or `max_batches`) and scores; returns metrics and rows."""
+  rows = []
+  for i, batch in enumerate(pipeline):
+    if max_batches and i >= max_batches:
+      break
+    hyps = decode_batch(cfg, params, tokenizer, batch, path, max_new_tokens)
+    meta = batch["meta"]
+    for j, hyp in enumerate(hyps):
+      if meta["id"][j] is None:  # padding rows of a short last batch
+        continue
+      rows.append({"id": meta["id"][j], "ref": meta["text"][j], "hyp": hyp,
+                   "lang": meta["lang"][j], "kind": meta["kind"][j],
+                   "hotwords": meta["hotwords"][j]})
+  scores = error_rates([r["ref"] for r in rows], [r["hyp"] for r in rows])
+  return {**scores, "utterances": rows}
+
+
+def hotword_recall(rows: list[dict]) -> float:
+  """Share of reference hotwords that appear in the hypothesis."""
+  hits = total = 0
+  for r in rows:
+    for h in r.get("hotwords") or []:
+      if h in r["ref"]:
+        total += 1
+        hits += h.lower() in r["hyp"].lower()
+  return hits / total if total else float("nan")
+
+
+__all__ = ["decode_batch", "evaluate", "hotword_recall"]

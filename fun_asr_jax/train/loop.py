@@ -1,0 +1,317 @@
+"""The trainer: one function, read top to bottom.
+
+  setup     config checks, jax.distributed, mesh, tokenizer, model config, workdir files
+  data      grain pipelines (per host), noise bank
+  state     sharded init, or resume from the newest checkpoint, or init_from an earlier stage
+  step      jitted with shardings and donated buffers; compile count and FLOPs logged
+  loop      metrics, NaN policy, periodic eval, checkpoints, SIGTERM = save and exit
+"""
+
+import logging as std_logging
+import os
+import signal
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from configs import base as base_config
+from configs import models as model_presets
+from fun_asr_jax.data import augment as aug
+from fun_asr_jax.data import manifest as manifest_lib
+from fun_asr_jax.data.bucketing import Buckets
+from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture
+from fun_asr_jax.models import bestrq as bestrq_lib
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
+from fun_asr_jax.parallel import distributed, mesh as mesh_lib
+from fun_asr_jax.text import prompts
+from fun_asr_jax.text.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
+from fun_asr_jax.train import checkpoint as ckpt_lib
+from fun_asr_jax.train import evaluation, metrics as metrics_lib, state as state_lib, steps
+
+
+class NonFiniteLossError(RuntimeError):
+  """Too many consecutive steps with non-finite loss or gradients."""
+
+
+# -- setup ----------------------------------------------------------------------------------
+def prompt_texts() -> list[str]:
+  """Every fixed string the prompts use, so a trained tokenizer covers them."""
+  out = [prompts.SYSTEM, "<|im_start|>system\n", "<|im_end|>\n<|im_start|>user\n",
+         "<|im_end|>\n<|im_start|>assistant\n", prompts.task_prompt(),
+         prompts.task_prompt(itn=False), prompts.HOTWORD_HEADER + "热词列表：[]"]
+  out += [prompts.task_prompt(language=code) for code in prompts.LANGUAGES]
+  return out * 20
+
+
+def make_tokenizer(cfg, workdir: str):
+  """Reuses the workdir's or init_from's tokenizer; otherwise builds the configured one."""
+  for folder in (os.path.join(workdir, "tokenizer"),
+                 os.path.join(cfg.init_from, "tokenizer") if cfg.init_from else ""):
+    if folder and os.path.isdir(folder):
+      return load_tokenizer(folder)
+  spec = cfg.data.tokenizer
+  if spec == "byte":
+    return Tokenizer.byte_level()
+  if spec.startswith("sentencepiece:"):
+    texts = []
+    for path, _ in parse_mixture(cfg.data.train):
+      if path.endswith(".jsonl"):
+        rows, _ = manifest_lib.read_jsonl(path)
+        texts += [r.get("text", "") for r in rows]
+    if not texts:
+      raise ValueError("config.data.tokenizer=sentencepiece:N needs a JSONL manifest in "
+                       "config.data.train to learn from (or give a tokenizer folder)")
+    return train_sentencepiece(texts + prompt_texts(), os.path.join(workdir, "tokenizer_build"),
+                               vocab_size=int(spec.split(":")[1]))
+  if os.path.isdir(spec):
+    return load_tokenizer(spec)
+  raise ValueError(f"config.data.tokenizer={spec!r}: expected byte, sentencepiece:N or a folder")
+
+
+def model_config_for(cfg, tokenizer) -> ModelConfig:
+  d = model_presets.resolve_vocab(cfg.model.to_dict(), tokenizer.vocab_size)
+  mc = ModelConfig.from_dict(d)
+  if mc.llm.vocab_size < tokenizer.vocab_size:
+    raise ValueError(f"config.model.llm.vocab_size={mc.llm.vocab_size} is smaller than the "
+                     f"tokenizer's {tokenizer.vocab_size} tokens")
+  return mc
+
+
+def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
+  d = cfg.data
+  return PipelineConfig(
+      batch_size=batch_size, seed=cfg.seed, shuffle=train, repeat=train,
+      buckets=Buckets(seconds=tuple(d.bucket_seconds), tokens=tuple(d.bucket_tokens)),
+      augment=aug.AugmentConfig(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v)
+                                   for k, v in d.augment.to_dict().items()}) if train
+      else aug.AugmentConfig(),
+      hotword_prompt_prob=d.hotword_prompt_prob if train else 0.0,
+      language_prompt_prob=d.language_prompt_prob if train else 0.0,
+      num_threads=d.num_threads, drop_remainder=train, include_targets=train)
+
+
+def loss_config(cfg) -> steps.LossConfig:
+  bq = None
+  if cfg.objective == "bestrq":
+    bq = bestrq_lib.BestRQConfig(**{k: v for k, v in cfg.bestrq.to_dict().items()
+                                    if k != "init_from_llm"})
+  return steps.LossConfig(objective=cfg.objective, llm_weight=cfg.loss.llm_weight,
+                          ctc_weight=cfg.loss.ctc_weight, spec_augment=cfg.data.spec_augment,
+                          bestrq=bq)
+
+
+def init_fn(mc: ModelConfig, lc: steps.LossConfig):
+  """rng -> boxed params (FunASR, plus the Best-RQ head when pretraining)."""
+  model = FunASR(mc)
+  batch = dummy_batch(mc)
+
+  def init(rng):
+    k1, k2 = jax.random.split(rng)
+    params = dict(model.init(k1, batch)["params"])
+    if lc.objective == "bestrq":
+      enc = jnp.zeros((1, 4, mc.encoder.hidden))
+      params["bestrq"] = bestrq_lib.BestRQHead(lc.bestrq).init(k2, enc)["params"]
+    return params
+  return init
+
+
+def merge_init_from(params, source: str):
+  """Overwrites the components present in an earlier stage's checkpoint (same shapes)."""
+  src_cfg, src_params, _, _ = ckpt_lib.load_model(source)
+  del src_cfg
+  flat_src = {state_lib.path_str(p): v for p, v in
+              jax.tree_util.tree_flatten_with_path(src_params)[0]}
+  taken, skipped = [], []
+
+  def pick(path, leaf):
+    key = state_lib.path_str(path)
+    v = flat_src.get(key)
+    if v is not None and tuple(v.shape) == tuple(leaf.shape):
+      taken.append(key)
+      return jax.device_put(jnp.asarray(v, leaf.dtype), leaf.sharding)
+    if v is not None:
+      skipped.append(f"{key} {tuple(v.shape)} vs {tuple(leaf.shape)}")
+    return leaf
+  out = jax.tree_util.tree_map_with_path(pick, params)
+  comps = sorted({k.split("/")[0] for k in taken})
+  logging.info("init_from %s: restored %d tensors (%s); %d kept fresh; %d shape mismatches",
+               source, len(taken), ", ".join(comps), len(jax.tree.leaves(params)) - len(taken),
+               len(skipped))
+  if not taken:
+    raise ValueError(f"config.init_from={source}: no tensor matches this model")
+  return out
+
+
+def measure_peak_flops(n: int = 1024, reps: int = 5) -> float:
+  """This host's fp32 matmul FLOP/s (the MFU denominator on CPU)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  t = time.perf_counter()
+  for _ in range(reps):
+    f(a).block_until_ready()
+  return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+# -- the trainer ----------------------------------------------------------------------------
+class _QuietOrbax(std_logging.Filter):
+  """Orbax logs every save step at INFO; keep its warnings, drop the chatter."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) in `workdir`; returns the final metrics."""
+  base_config.finalize(cfg)
+  for handler in std_logging.getLogger().handlers + logging.get_absl_logger().handlers:
+    if not any(isinstance(f, _QuietOrbax) for f in handler.filters):
+      handler.addFilter(_QuietOrbax())
+  distributed.maybe_initialize()
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  mesh = mesh_lib.make_mesh(cfg.mesh.to_dict())
+  tokenizer = make_tokenizer(cfg, workdir)
+  mc = model_config_for(cfg, tokenizer)
+  lc = loss_config(cfg)
+  if is_main:
+    with open(os.path.join(workdir, "model_config.json"), "w") as f:
+      f.write(mc.to_json())
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(cfg.to_json_best_effort(indent=1))
+    if not os.path.isdir(os.path.join(workdir, "tokenizer")):
+      tokenizer.save(os.path.join(workdir, "tokenizer"))
+
+  # -- data --
+  n_data = mesh.shape["data"] * mesh.shape["fsdp"]
+  if cfg.data.batch_size % max(n_data, 1) or cfg.data.batch_size % jax.process_count():
+    raise ValueError(f"config.data.batch_size={cfg.data.batch_size} must divide over "
+                     f"{n_data} data shards and {jax.process_count()} processes")
+  cache_dir = cfg.data.cache_dir or os.path.join(os.path.dirname(os.path.abspath(workdir)),
+                                                 "data_cache")
+  train_pipe = Pipeline(cfg.data.train, mc, tokenizer,
+                        pipeline_config(cfg, True, cfg.data.batch_size // jax.process_count()),
+                        cache_dir, cfg.data.noise, jax.process_index(), jax.process_count())
+  eval_pipe = None
+  if cfg.data.eval and cfg.train.eval_every > 0 and cfg.objective != "bestrq":
+    eval_pipe = Pipeline(cfg.data.eval, mc, tokenizer,
+                         pipeline_config(cfg, False, cfg.data.eval_batch_size), cache_dir)
+  data_iter = iter(train_pipe)
+
+  # -- state --
+  abstract_params = nn.meta.unbox(jax.eval_shape(init_fn(mc, lc), jax.random.key(0)))
+  mask = state_lib.trainable_mask(abstract_params, tuple(cfg.trainable))
+  if not any(jax.tree.leaves(mask)):
+    raise ValueError(f"config.trainable={tuple(cfg.trainable)} matches no parameter")
+  tx = state_lib.make_optimizer(cfg, mask)
+  factory = state_lib.StateFactory(init_fn(mc, lc), tx, mesh)
+  abstract_state, shardings = factory.abstract()
+  ckpt = ckpt_lib.TrainCheckpointer(workdir, cfg.train.keep, cfg.train.keep_every,
+                                    cfg.train.async_checkpoint)
+  start = ckpt.latest_step()
+  if start is not None:
+    state = ckpt.restore(start, abstract_state, shardings, data_iter)
+    logging.info("resumed from %s at step %d", ckpt.directory, start)
+  else:
+    state, _ = factory.create(jax.random.key(cfg.seed))
+    if cfg.init_from:
+      state = state.replace(params=merge_init_from(state.params, cfg.init_from))
+
+  # -- step --
+  model = steps.training_model(mc, cfg.data.dither)
+  step_fn = jax.jit(
+      lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
+                                    lr_fn=state_lib.schedule(cfg)),
+      in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
+      out_shardings=(shardings, None), donate_argnums=(0,))
+  peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
+                                  if jax.default_backend() == "cpu" else 0.0)
+  flops_by_shape: dict = {}
+  compiled_steps: dict = {}
+
+  # -- loop --
+  stop = {"flag": False}
+  previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+  writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
+  step = int(jax.device_get(state.step))
+  t_last, steps_since, audio_s, tokens = time.perf_counter(), 0, 0.0, 0.0
+  last_metrics, final_eval = {}, {}
+  try:
+    while step < cfg.train.num_steps:
+      host = next(data_iter)
+      shape = tuple(sorted((k, np.shape(v)) for k, v in host.items() if k != "meta"))
+      batch = mesh_lib.global_batch(host, mesh)
+      if shape not in compiled_steps:
+        t0 = time.perf_counter()
+        compiled_steps[shape] = step_fn.lower(state, batch).compile()
+        cost = compiled_steps[shape].cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        flops_by_shape[shape] = float((cost or {}).get("flops", 0.0))
+        logging.info("compiled train step #%d for batch shape %s in %.1f s (%.2f GFLOP/step)",
+                     len(compiled_steps), (host["waveform"].shape, host["tokens"].shape),
+                     time.perf_counter() - t0,
+                     flops_by_shape[shape] / 1e9)
+        t_last = time.perf_counter()
+      state, m = compiled_steps[shape](state, batch)
+      step += 1
+      steps_since += 1
+      audio_s += float(np.sum(host["wave_lengths"])) / 16000.0
+      tokens += float(np.sum(host["target_mask"]))
+      if step % cfg.train.log_every == 0 or step == cfg.train.num_steps:
+        m = jax.device_get(m)
+        if m["nonfinite_consecutive"] >= cfg.train.max_nan_steps:
+          raise NonFiniteLossError(
+              f"{int(m['nonfinite_consecutive'])} consecutive steps had non-finite loss or "
+              f"gradients (last loss {float(m['loss'])}); lower config.optim.lr or check the "
+              "data. The last good checkpoint is in " + ckpt.directory)
+        dt = time.perf_counter() - t_last
+        m = dict(m, steps_per_s=steps_since / dt, audio_hours_per_s=audio_s / 3600 / dt,
+                 tokens_per_s=tokens / dt, compiled_programs=len(flops_by_shape))
+        if peak:
+          m["mfu"] = flops_by_shape[shape] * steps_since / dt / peak
+        eta = (cfg.train.num_steps - step) / max(m["steps_per_s"], 1e-9)
+        if is_main:
+          logging.info(metrics_lib.progress_line(step, cfg.train.num_steps, m,
+                                                 m["steps_per_s"], eta))
+        writer.write(step, m)
+        last_metrics = m
+        t_last, steps_since, audio_s, tokens = time.perf_counter(), 0, 0.0, 0.0
+      if eval_pipe is not None and (step % cfg.train.eval_every == 0 or
+                                    step == cfg.train.num_steps):
+        final_eval = run_eval(cfg, mc, state.params, tokenizer, eval_pipe)
+        writer.write(step, {k: v for k, v in final_eval.items() if k != "utterances"}, "eval")
+        if is_main:
+          logging.info("eval at step %d: WER %.4f CER %.4f MER %.4f (%d utterances)", step,
+                       final_eval["wer"], final_eval["cer"], final_eval["mer"],
+                       final_eval["num_utterances"])
+      if stop["flag"]:
+        logging.warning("SIGTERM: saving step %d and exiting", step)
+        ckpt.save(step, state, data_iter, cfg.to_dict(), force=True)
+        ckpt.wait()
+        break
+      if cfg.train.save_every and step % cfg.train.save_every == 0:
+        ckpt.save(step, state, data_iter, cfg.to_dict())
+    else:
+      if ckpt.latest_step() != step:
+        ckpt.save(step, state, data_iter, cfg.to_dict(), force=True)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+    ckpt.close()
+    writer.close()
+  return {"step": step, "train": last_metrics, "eval": final_eval,
+          "compiled_programs": len(flops_by_shape), "preempted": stop["flag"]}
+
+
+def run_eval(cfg, mc, params, tokenizer, pipe) -> dict:
+  path = cfg.eval.path if (cfg.objective != "ctc") else "ctc"
+  return evaluation.evaluate(mc, params, tokenizer, pipe, path=path,
+                             max_new_tokens=cfg.eval.max_new_tokens,
+                             max_batches=cfg.eval.num_batches)
+
+
+__all__ = ["train", "NonFiniteLossError"]

@@ -1,0 +1,115 @@
+"""Train state, optimizer and freezing, created directly sharded on the mesh.
+
+    abstract = eval_shape(init)                 # boxed params carry logical axis names
+    shardings = logical_to_mesh(partition specs)  # one rules table
+    state = jit(init, out_shardings=shardings)(rng)
+
+Stages freeze components by path prefix (`trainable`); frozen leaves get zero updates
+and no optimizer moments. Non-finite gradients skip the update and are counted
+(`optax.apply_if_finite`); the host loop stops after too many in a row.
+"""
+
+import dataclasses
+import re
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from fun_asr_jax.parallel import sharding as sharding_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def path_str(path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def trainable_mask(params, trainable: tuple[str, ...]):
+  """True for leaves whose path matches a prefix in `trainable`.
+
+  A prefix is a path start ('adaptor', 'llm') or 'X/lora' for the LoRA leaves under X;
+  ('all',) trains everything.
+  """
+  def is_trainable(path, _):
+    p = path_str(path)
+    for t in trainable:
+      if t == "all":
+        return True
+      if t.endswith("/lora"):
+        if p.startswith(t[: -len("/lora")] + "/") and re.search(r"/lora_[ab]$", p):
+          return True
+      elif p == t or p.startswith(t + "/"):
+        return True
+    return False
+  return jax.tree_util.tree_map_with_path(is_trainable, params)
+
+
+def schedule(cfg) -> optax.Schedule:
+  """Linear warmup then cosine (or constant) decay."""
+  o = cfg.optim
+  warm = optax.linear_schedule(0.0, o.lr, max(1, o.warmup_steps))
+  if o.decay == "cosine":
+    decay = optax.cosine_decay_schedule(o.lr, max(1, cfg.train.num_steps - o.warmup_steps),
+                                        alpha=o.end_lr_ratio)
+  elif o.decay == "constant":
+    decay = optax.constant_schedule(o.lr)
+  else:
+    raise ValueError(f"config.optim.decay={o.decay!r}: expected 'cosine' or 'constant'")
+  return optax.join_schedules([warm, decay], [o.warmup_steps])
+
+
+def make_optimizer(cfg, mask) -> optax.GradientTransformation:
+  o = cfg.optim
+  inner = optax.chain(
+      optax.clip_by_global_norm(o.clip_norm) if o.clip_norm > 0 else optax.identity(),
+      optax.adamw(schedule(cfg), b1=o.b1, b2=o.b2, eps=1e-8, weight_decay=o.weight_decay))
+  labels = jax.tree.map(lambda m: "train" if m else "freeze", mask)
+  tx = optax.multi_transform({"train": inner, "freeze": optax.set_to_zero()}, labels)
+  tx = optax.apply_if_finite(tx, max_consecutive_errors=1_000_000)
+  if o.grad_accum > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=o.grad_accum)
+  return tx
+
+
+def nonfinite_counts(opt_state) -> tuple[jax.Array, jax.Array]:
+  """(consecutive, total) skipped updates from the apply_if_finite state."""
+  st = opt_state.inner_opt_state if isinstance(opt_state, optax.MultiStepsState) else opt_state
+  return st.notfinite_count, st.total_notfinite
+
+
+@dataclasses.dataclass
+class StateFactory:
+  """Builds the sharded train state for a model init function and an optimizer."""
+  init_params: Any  # rng -> boxed params
+  tx: optax.GradientTransformation
+  mesh: jax.sharding.Mesh
+
+  def _boxed(self, rng):
+    """State whose params and optimizer moments keep their logical-axis boxes."""
+    rng, init_rng = jax.random.split(rng)
+    boxed = self.init_params(init_rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=boxed,
+                      opt_state=self.tx.init(boxed), rng=rng)
+
+  def _init(self, rng):
+    return nn.meta.unbox(self._boxed(rng))
+
+  def abstract(self):
+    """(abstract unboxed state, its NamedShardings) without allocating anything."""
+    boxed = jax.eval_shape(self._boxed, jax.random.key(0))
+    shardings = sharding_lib.mesh_shardings(boxed, self.mesh)
+    return nn.meta.unbox(boxed), shardings
+
+  def create(self, rng):
+    _, shardings = self.abstract()
+    return jax.jit(self._init, out_shardings=shardings)(rng), shardings

@@ -1,0 +1,127 @@
+"""Losses and the jitted train step for each objective (sft, ctc, bestrq).
+
+One function per objective computes `(loss, metrics)` from params and a batch; `train_step`
+differentiates it, applies the optimizer (frozen leaves get zero updates, non-finite
+gradients skip the update) and returns the new state and metrics. The per-step rng is
+`fold_in(state.rng, step)`, so a resumed run draws the same randomness as an unbroken one.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fun_asr_jax.audio.specaugment import spec_augment
+from fun_asr_jax.models import bestrq as bestrq_lib
+from fun_asr_jax.models import ctc as ctc_lib
+from fun_asr_jax.models.encoder import output_length
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
+from fun_asr_jax.train import state as state_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  objective: str = "sft"
+  llm_weight: float = 1.0
+  ctc_weight: float = 0.0
+  spec_augment: bool = False
+  bestrq: bestrq_lib.BestRQConfig | None = None
+
+
+def training_model(cfg: ModelConfig, dither: float) -> FunASR:
+  """The model with the training frontend (Kaldi dither on)."""
+  fbank = dataclasses.replace(cfg.frontend.fbank, dither=dither)
+  return FunASR(dataclasses.replace(cfg, frontend=dataclasses.replace(cfg.frontend, fbank=fbank)))
+
+
+def _features(model, params, batch, rng, lc: LossConfig):
+  k_dither, k_spec = jax.random.split(rng)
+  dither_rng = k_dither if model.cfg.frontend.fbank.dither > 0 else None
+  feats, pads = model.apply(params, batch["waveform"], batch["wave_lengths"], dither_rng,
+                            method=FunASR.features)
+  if lc.spec_augment:
+    feats = spec_augment(feats, pads, k_spec)
+  return feats, pads
+
+
+def token_cross_entropy(logits, tokens, target_mask):
+  """Next-token CE over target positions: (mean loss, accuracy, count)."""
+  logits, labels, w = logits[:, :-1], tokens[:, 1:], target_mask[:, 1:].astype(jnp.float32)
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
+  nll = -jnp.take_along_axis(logp, labels[..., None], -1)[..., 0]
+  n = jnp.maximum(w.sum(), 1.0)
+  acc = ((jnp.argmax(logits, -1) == labels) * w).sum() / n
+  return (nll * w).sum() / n, acc, w.sum()
+
+
+def ctc_term(logits, paddings, batch, blank_id):
+  per_utt = ctc_lib.ctc_loss(logits, paddings, batch["ctc_labels"],
+                             batch["ctc_label_paddings"], blank_id)
+  n_labels = jnp.sum(1.0 - batch["ctc_label_paddings"])
+  return per_utt.sum() / jnp.maximum(n_labels + per_utt.shape[0], 1.0)
+
+
+def sft_loss(params, batch, rng, model: FunASR, lc: LossConfig):
+  k_feat, k_drop = jax.random.split(rng)
+  v = {"params": params}
+  feats, pads = _features(model, v, batch, k_feat, lc)
+  inputs = dict(batch, feats=feats, feat_paddings=pads)
+  out = model.apply(v, inputs, deterministic=False, rngs={"dropout": k_drop})
+  ce, acc, n = token_cross_entropy(out["logits"], batch["tokens"], batch["target_mask"])
+  metrics = {"llm_loss": ce, "llm_acc": acc, "target_tokens": n}
+  loss = lc.llm_weight * ce
+  if model.cfg.ctc.enabled and lc.ctc_weight > 0:
+    c = ctc_term(out["ctc_logits"], out["ctc_paddings"], batch, model.cfg.ctc.blank_id)
+    metrics["ctc_loss"] = c
+    loss = loss + lc.ctc_weight * c
+  return loss, metrics
+
+
+def ctc_loss(params, batch, rng, model: FunASR, lc: LossConfig):
+  k_feat, k_drop = jax.random.split(rng)
+  v = {"params": params}
+  feats, pads = _features(model, v, batch, k_feat, lc)
+  enc, enc_pads = model.apply(v, feats, pads, False, method=FunASR.encode,
+                              rngs={"dropout": k_drop})
+  logits, lpads = model.apply(v, enc, enc_pads, False, method=FunASR.ctc_logits,
+                              rngs={"dropout": k_drop})
+  c = ctc_term(logits, lpads, batch, model.cfg.ctc.blank_id)
+  return c, {"ctc_loss": c}
+
+
+def bestrq_loss(params, batch, rng, model: FunASR, lc: LossConfig):
+  k_feat, k_mask, k_noise, k_drop = jax.random.split(rng, 4)
+  v = {"params": params}
+  feats, pads = _features(model, v, batch, k_feat, dataclasses.replace(lc, spec_augment=False))
+  ec = model.cfg.encoder
+  stride = ec.subsampling if ec.kind == "conformer" else 1
+  lengths = jnp.sum(1.0 - pads, -1).astype(jnp.int32)
+  t_enc = int(output_length(ec, jnp.int32(feats.shape[1])))
+  enc_valid = jnp.arange(t_enc)[None] < output_length(ec, lengths)[:, None]
+  mask = bestrq_lib.span_mask(k_mask, 1.0 - enc_valid.astype(jnp.float32), lc.bestrq)
+  codes = bestrq_lib.quantize(bestrq_lib.stack_frames(feats, stride, t_enc), lc.bestrq)
+  masked = bestrq_lib.mask_inputs(feats, mask, stride, k_noise)
+  enc, _ = model.apply(v, masked, pads, False, method=FunASR.encode, rngs={"dropout": k_drop})
+  logits = bestrq_lib.BestRQHead(lc.bestrq).apply({"params": params["bestrq"]}, enc)
+  loss, acc = bestrq_lib.loss(logits, codes, mask)
+  return loss, {"bestrq_loss": loss, "bestrq_acc": acc,
+                "masked_frames": mask.sum().astype(jnp.float32)}
+
+
+LOSSES = {"sft": sft_loss, "ctc": ctc_loss, "bestrq": bestrq_loss}
+
+
+def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossConfig,
+               tx: optax.GradientTransformation, lr_fn):
+  loss_fn = LOSSES[lc.objective]
+  rng = jax.random.fold_in(state.rng, state.step)
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, batch, rng, model, lc)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  consecutive, total = state_lib.nonfinite_counts(opt_state)
+  metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
+                 lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
+                 nonfinite_total=total)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
