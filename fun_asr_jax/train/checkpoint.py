@@ -115,8 +115,8 @@ class TrainCheckpointer:
     opt_abstract = {"step": target(abstract_state.step, shardings.step),
                     "opt_state": target(abstract_state.opt_state, shardings.opt_state),
                     "rng": jax.ShapeDtypeStruct(
-                        jax.random.key_data(abstract_state.rng).shape, np.uint32,
-                        sharding=shardings.rng)}
+                        jax.eval_shape(jax.random.key_data, abstract_state.rng).shape,
+                        np.uint32, sharding=shardings.rng)}
     items = {"params": ocp.args.StandardRestore(target(abstract_state.params,
                                                        shardings.params)),
              "opt": ocp.args.StandardRestore(opt_abstract)}

@@ -289,8 +289,13 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
           logging.info("eval at step %d: WER %.4f CER %.4f MER %.4f (%d utterances)", step,
                        final_eval["wer"], final_eval["cer"], final_eval["mer"],
                        final_eval["num_utterances"])
+      ran = step - int(start or 0)
+      if cfg.train.stop_after_steps and ran >= cfg.train.stop_after_steps and \
+          step < cfg.train.num_steps:
+        logging.info("stop_after_steps=%d reached: saving step %d", ran, step)
+        stop["flag"] = True
       if stop["flag"]:
-        logging.warning("SIGTERM: saving step %d and exiting", step)
+        logging.warning("stopping early: saving step %d and exiting", step)
         ckpt.save(step, state, data_iter, cfg.to_dict(), force=True)
         ckpt.wait()
         break
