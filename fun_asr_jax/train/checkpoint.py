@@ -141,10 +141,16 @@ def restore_params(workdir: str, step: int | None = None):
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"{workdir}: no checkpoints/ folder")
-  mgr = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+  mgr = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+                              item_handlers={"params": ocp.StandardCheckpointHandler()})
   step = mgr.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"{directory}: no complete checkpoint")
-  out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+  # Restore onto this host's first device whatever topology wrote it.
+  meta = mgr.item_metadata(step)["params"]
+  meta = getattr(meta, "tree", meta)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), meta)
+  out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
   mgr.close()
   return jax.tree.map(np.asarray, out["params"]), step
