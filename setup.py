@@ -29,6 +29,7 @@ setup(
         "pyyaml",
         "importlib_resources",  # tensorflow-datasets needs it without TensorFlow
         "espeakng-loader",  # the embedded corpus: espeak-ng speech synthesis
+        "tensorboardX",  # TensorBoard event files without TensorFlow
     ],
     extras_require={
         # Parity references. torch is pinned: an unpinned torch pulls several GB of CUDA.

@@ -10,6 +10,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from fun_asr_jax.audio.specaugment import spec_augment
@@ -97,7 +98,7 @@ def bestrq_loss(params, batch, rng, model: FunASR, lc: LossConfig):
   ec = model.cfg.encoder
   stride = ec.subsampling if ec.kind == "conformer" else 1
   lengths = jnp.sum(1.0 - pads, -1).astype(jnp.int32)
-  t_enc = int(output_length(ec, jnp.int32(feats.shape[1])))
+  t_enc = int(output_length(ec, np.int64(feats.shape[1])))
   enc_valid = jnp.arange(t_enc)[None] < output_length(ec, lengths)[:, None]
   mask = bestrq_lib.span_mask(k_mask, 1.0 - enc_valid.astype(jnp.float32), lc.bestrq)
   codes = bestrq_lib.quantize(bestrq_lib.stack_frames(feats, stride, t_enc), lc.bestrq)

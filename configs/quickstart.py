@@ -1,0 +1,51 @@
+"""The embedded default: every stage on the generated corpus, sized for 2 CPU cores.
+
+`launch/quickstart.py` runs STAGES in order, each starting from the previous one's
+checkpoint. Usage of a single stage: --config=configs/quickstart.py:s0 (size small).
+"""
+
+from configs import base, ctc, pretrain_bestrq, sft
+
+# (name, builder, steps); the LLM is trained from scratch in s0 because no pretrained
+# Qwen3 can be downloaded here; s1..s4 then fine-tune as the paper's stages do.
+STAGES = (
+    ("bestrq", lambda size: pretrain_bestrq.get_config(size), 40),
+    ("ctc", lambda size: ctc.get_config(size), 100),
+    ("s0", lambda size: sft.get_config(f"s0,{size}"), 180),
+    ("s1", lambda size: sft.get_config(f"s1,{size}"), 20),
+    ("s2", lambda size: sft.get_config(f"s2,{size}"), 20),
+    ("s3", lambda size: sft.get_config(f"s3,{size}"), 20),
+    ("s4", lambda size: sft.get_config(f"s4,{size}"), 20),
+    ("s5", lambda size: sft.get_config(f"s5,{size}"), 30),
+)
+
+
+def stage_config(name: str, size: str = "small", steps: int | None = None,
+                 train: str = "", eval_: str = "", noise: str = ""):
+  builder, default_steps = {n: (b, s) for n, b, s in STAGES}[name]
+  c = builder(size)
+  c.data.train, c.data.eval, c.data.noise = train, eval_, noise
+  c.data.tokenizer = "sentencepiece:600"
+  c.data.batch_size = 8
+  c.data.bucket_seconds = (3.0, 6.0)
+  c.data.bucket_tokens = (96, 128)
+  c.data.augment.update(noise_prob=0.2 if noise else 0.0, speed_prob=0.2)
+  c.data.hotword_prompt_prob = 0.3 if name not in ("bestrq", "ctc", "s5") else 0.0
+  c.train.num_steps = steps or default_steps
+  c.train.log_every = 10
+  c.train.save_every = 0
+  c.train.eval_every = 0
+  c.optim.update(lr=2e-3 if name in ("bestrq", "ctc", "s0") else 5e-4,
+                 warmup_steps=min(20, c.train.num_steps // 4))
+  if name == "s0":
+    c.loss.ctc_weight = 0.3
+  if name in ("s3", "s4"):
+    c.model.llm.lora_rank = 8
+    c.model.llm.lora_alpha = 16.0
+  return c
+
+
+def get_config(arg: str | None = None):
+  a = base.parse_arg(arg, {"stage": tuple(n for n, _, _ in STAGES), "size": ("tiny", "small")},
+                     {"stage": "s0", "size": "small"})
+  return stage_config(a["stage"], a["size"])
