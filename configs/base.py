@@ -63,7 +63,8 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
       "keep": 2, "keep_every": 0, "max_nan_steps": 5, "peak_flops": 0.0,
       "async_checkpoint": True,
-      "stop_after_steps": 0})  # >0: save and exit after this many steps in this run
+      "stop_after_steps": 0,  # >0: save and exit after this many steps in this run
+      "time_limit_minutes": 0.0})  # >0: save and exit when this run has trained this long
   c.eval = ml_collections.ConfigDict({"max_new_tokens": 64, "num_batches": 0,
                                       "path": "llm"})
   return c

@@ -11,7 +11,7 @@ from configs import base, ctc, pretrain_bestrq, sft
 STAGES = (
     ("bestrq", lambda size: pretrain_bestrq.get_config(size), 40),
     ("ctc", lambda size: ctc.get_config(size), 100),
-    ("s0", lambda size: sft.get_config(f"s0,{size}"), 180),
+    ("s0", lambda size: sft.get_config(f"s0,{size}"), 150),
     ("s1", lambda size: sft.get_config(f"s1,{size}"), 20),
     ("s2", lambda size: sft.get_config(f"s2,{size}"), 20),
     ("s3", lambda size: sft.get_config(f"s3,{size}"), 20),
@@ -27,7 +27,7 @@ def stage_config(name: str, size: str = "small", steps: int | None = None,
   c.data.train, c.data.eval, c.data.noise = train, eval_, noise
   c.data.tokenizer = "sentencepiece:600"
   c.data.batch_size = 8
-  c.data.bucket_seconds = (3.0, 6.0)
+  c.data.bucket_seconds = (4.0, 6.0)
   c.data.bucket_tokens = (96, 128)
   c.data.augment.update(noise_prob=0.2 if noise else 0.0, speed_prob=0.2)
   c.data.hotword_prompt_prob = 0.3 if name not in ("bestrq", "ctc", "s5") else 0.0

@@ -39,7 +39,7 @@ def evaluate_stage(workdir: str, test_manifest: str, path: str, max_batches: int
   params = {k: v for k, v in params.items() if k != "bestrq"}
   pipe = Pipeline(test_manifest, cfg, tok, PipelineConfig(
       batch_size=8, shuffle=False, repeat=False, drop_remainder=False, include_targets=False,
-      buckets=Buckets(seconds=(3.0, 6.0), tokens=(96, 128))),
+      buckets=Buckets(seconds=(4.0, 6.0), tokens=(96, 128))),
       os.path.join(os.path.dirname(workdir), "data_cache"))
   return evaluation.evaluate(cfg, params, tok, pipe, path=path, max_new_tokens=48,
                              max_batches=max_batches)

@@ -26,6 +26,7 @@ from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture
 from fun_asr_jax.models import bestrq as bestrq_lib
+from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
 from fun_asr_jax.parallel import distributed, mesh as mesh_lib
 from fun_asr_jax.text import prompts
@@ -221,6 +222,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     state, _ = factory.create(jax.random.key(cfg.seed))
     if cfg.init_from:
       state = state.replace(params=merge_init_from(state.params, cfg.init_from))
+    if cfg.objective == "bestrq" and cfg.bestrq.init_from_llm:
+      _, llm_params, _, _ = ckpt_lib.load_model(cfg.bestrq.init_from_llm)
+      params, copied, skipped = llm_init.seed_encoder(
+          dict(state.params), llm_params["llm"], mc.encoder.kind)
+      if not copied:
+        raise ValueError(f"config.bestrq.init_from_llm={cfg.bestrq.init_from_llm}: no LLM "
+                         f"tensor matches an encoder tensor ({skipped[:3]} ...)")
+      logging.info("encoder seeded from LLM layers: %d tensors copied, %d skipped (shape)",
+                   len(copied), len(skipped))
+      state = state.replace(params=params)
 
   # -- step --
   model = steps.training_model(mc, cfg.data.dither)
@@ -240,6 +251,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   step = int(jax.device_get(state.step))
   t_last, steps_since, audio_s, tokens = time.perf_counter(), 0, 0.0, 0.0
+  t_start = time.perf_counter()
   last_metrics, final_eval = {}, {}
   try:
     while step < cfg.train.num_steps:
@@ -290,6 +302,12 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
                        final_eval["wer"], final_eval["cer"], final_eval["mer"],
                        final_eval["num_utterances"])
       ran = step - int(start or 0)
+      if cfg.train.time_limit_minutes and \
+          time.perf_counter() - t_start > 60 * cfg.train.time_limit_minutes and \
+          step < cfg.train.num_steps:
+        logging.info("time_limit_minutes=%.1f reached at step %d", cfg.train.time_limit_minutes,
+                     step)
+        stop["flag"] = True
       if cfg.train.stop_after_steps and ran >= cfg.train.stop_after_steps and \
           step < cfg.train.num_steps:
         logging.info("stop_after_steps=%d reached: saving step %d", ran, step)

@@ -39,6 +39,11 @@ def main(corpus_json, workdir):
       loop.train(cfg, out)
     ls = losses(out)
     print("MESH", name, repr(ls[1]), repr(ls[2]), flush=True)
+  # a checkpoint written on the fsdp=8 mesh resumes on a data=2 x fsdp=2 x tensor=2 mesh
+  cfg = tiny_config(corpus, steps=3, **{"data.batch_size": 8, "train.save_every": 0})
+  cfg.mesh.update({"data": 2, "fsdp": 2, "tensor": 2})
+  result = loop.train(cfg, os.path.join(workdir, "fsdp8"))
+  print("RESHARDED", result["step"], repr(losses(os.path.join(workdir, "fsdp8"))[3]), flush=True)
 
 
 def _train_on(cfg, out, devices):

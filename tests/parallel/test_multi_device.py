@@ -29,6 +29,8 @@ def test_meshes_of_8_devices_give_the_single_device_loss(corpus, tmp_path):
   rows = {l.split()[1]: [float(x) for x in l.split()[2:]]
           for l in proc.stdout.splitlines() if l.startswith("MESH")}
   assert set(rows) == {"single", "data8", "fsdp8", "data2_fsdp2_tensor2"}
+  resharded = [l for l in proc.stdout.splitlines() if l.startswith("RESHARDED")]
+  assert resharded and resharded[0].split()[1] == "3"
   for name, (l1, l2) in rows.items():
     assert abs(l1 - rows["single"][0]) < 1e-5, (name, l1, rows["single"][0])
     assert abs(l2 - rows["single"][1]) < 1e-4, (name, l2, rows["single"][1])

@@ -1,0 +1,126 @@
+r"""Accuracy on real speech: FSDD digit sequences, speaker-disjoint; AISHELL CER.
+
+  python bench/accuracy.py --workdir=/tmp/bench_acc                 # digits, small, 30 min
+  python bench/accuracy.py --workdir=/tmp/bench_acc --task=aishell --minutes=20
+
+digits: ../shared/tools/digit_sequences.py builds sequences from four FSDD speakers for
+training and from the fifth (--test_speaker) for testing; the small preset trains from
+scratch (all parameters, LLM loss + CTC loss) within --minutes, then both decoding paths
+are scored on the unseen speaker. aishell: an 80/20 split by utterance of
+../shared/data/aishell, scored by CER. Results go to WORKDIR/accuracy_<task>.json.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app, flags  # noqa: E402
+
+from configs import sft  # noqa: E402
+from fun_asr_jax.data.bucketing import Buckets  # noqa: E402
+from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from fun_asr_jax.train import checkpoint, evaluation, loop  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo")
+
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/bench_accuracy", "Scratch and results.")
+_TASK = flags.DEFINE_enum("task", "digits", ["digits", "aishell"], "Which corpus.")
+_SIZE = flags.DEFINE_enum("size", "small", ["tiny", "small"], "Model preset.")
+_MINUTES = flags.DEFINE_float("minutes", 30.0, "Training time budget (2 CPU cores).")
+_STEPS = flags.DEFINE_integer("steps", 900, "Schedule length (training stops at the budget).")
+_TEST_SPEAKER = flags.DEFINE_enum("test_speaker", "theo", list(SPEAKERS), "Held-out speaker.")
+_NUM_TRAIN = flags.DEFINE_integer("num_train", 4000, "Training sequences.")
+_NUM_TEST = flags.DEFINE_integer("num_test", 300, "Test sequences.")
+
+
+def digits_corpus(root):
+  out = {}
+  train_spk = ",".join(s for s in SPEAKERS if s != _TEST_SPEAKER.value)
+  for split, spk, num, seed in (("train", train_spk, _NUM_TRAIN.value, 0),
+                                ("test", _TEST_SPEAKER.value, _NUM_TEST.value, 1)):
+    folder = os.path.join(root, f"digits_{split}")
+    if not os.path.exists(os.path.join(folder, "manifest.jsonl")):
+      subprocess.run([sys.executable, os.path.join(SHARED, "tools", "digit_sequences.py"),
+                      "--manifest", os.path.join(SHARED, "data", "fsdd", "manifest.jsonl"),
+                      "--out", folder, "--num", str(num), "--seed", str(seed),
+                      "--speakers", spk], check=True)
+    out[split] = os.path.join(folder, "manifest.jsonl")
+  return out
+
+
+def aishell_corpus(root):
+  src = os.path.join(SHARED, "data", "aishell", "manifest.jsonl")
+  rows = [json.loads(l) for l in open(src)]
+  random.Random(0).shuffle(rows)
+  cut = int(0.8 * len(rows))
+  out = {}
+  for split, part in (("train", rows[:cut]), ("test", rows[cut:])):
+    path = os.path.join(root, f"aishell_{split}.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+      for r in part:
+        r = dict(r, audio=os.path.join(os.path.dirname(src), r["audio"]))
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    out[split] = path
+  return out
+
+
+def config(manifests, task):
+  c = sft.get_config(f"s0,{_SIZE.value}")
+  c.data.train = manifests["train"]
+  c.data.tokenizer = "sentencepiece:300" if task == "digits" else "sentencepiece:1500"
+  c.data.batch_size = 8
+  if task == "digits":
+    c.data.bucket_seconds, c.data.bucket_tokens = (3.0, 5.0), (80, 96)
+  else:
+    c.data.bucket_seconds, c.data.bucket_tokens = (8.0, 14.0), (160, 192)
+  c.data.augment.update(speed_prob=0.5, gain_prob=0.5)
+  c.data.spec_augment = True
+  c.loss.ctc_weight = 0.5
+  c.optim.update(lr=2e-3, warmup_steps=80)
+  c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
+                 time_limit_minutes=_MINUTES.value)
+  return c
+
+
+def score(workdir, manifest, path, task):
+  cfg, params, tok, _ = checkpoint.load_model(workdir)
+  buckets = Buckets(seconds=(5.0,), tokens=(96,)) if task == "digits" else \
+      Buckets(seconds=(14.0,), tokens=(192,))
+  pipe = Pipeline(manifest, cfg, tok, PipelineConfig(
+      batch_size=16, shuffle=False, repeat=False, drop_remainder=False, include_targets=False,
+      buckets=buckets), os.path.join(_WORKDIR.value, "cache"))
+  return evaluation.evaluate(cfg, params, tok, pipe, path=path, max_new_tokens=64)
+
+
+def main(argv):
+  del argv
+  root = _WORKDIR.value
+  os.makedirs(root, exist_ok=True)
+  task = _TASK.value
+  manifests = digits_corpus(root) if task == "digits" else aishell_corpus(root)
+  run = os.path.join(root, f"run_{task}_{_SIZE.value}")
+  t = time.time()
+  result = loop.train(config(manifests, task), run)
+  minutes = (time.time() - t) / 60
+  report = {"task": task, "size": _SIZE.value, "train_minutes": minutes,
+            "steps": result["step"], "test_speaker": _TEST_SPEAKER.value if task == "digits"
+            else None}
+  for path in ("llm", "ctc"):
+    r = score(run, manifests["test"], path, task)
+    report[path] = {k: r[k] for k in ("wer", "cer", "mer", "num_utterances", "substitutions",
+                                      "deletions", "insertions")}
+    report[path]["examples"] = r["utterances"][:5]
+  with open(os.path.join(root, f"accuracy_{task}.json"), "w", encoding="utf-8") as f:
+    json.dump(report, f, ensure_ascii=False, indent=1)
+  print(json.dumps({k: v for k, v in report.items()}, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,80 @@
+"""Best-RQ pretraining, LLM-seeded encoders and the CTC stage."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import pretrain_bestrq
+from fun_asr_jax.models import bestrq
+from fun_asr_jax.train import checkpoint, loop
+from tests.train.helpers import losses, tiny_config
+
+
+def test_quantizer_is_frozen_and_deterministic():
+  cfg = bestrq.BestRQConfig(num_codebooks=2, codebook_size=16, codebook_dim=8)
+  x = jax.random.normal(jax.random.key(0), (2, 10, 12))
+  a, b = bestrq.quantize(x, cfg), bestrq.quantize(x, cfg)
+  assert a.shape == (2, 10, 2) and jnp.array_equal(a, b)
+  assert int(a.max()) < 16 and len(np.unique(np.asarray(a))) > 3
+  # codes depend on the normalised frame only: scaling a frame keeps its codes
+  np.testing.assert_array_equal(np.asarray(bestrq.quantize(3.0 * x + 1.0, cfg)), np.asarray(a))
+
+
+def test_span_mask_covers_spans_inside_valid_frames():
+  cfg = bestrq.BestRQConfig(mask_prob=0.2, mask_frames=3)
+  pads = jnp.zeros((4, 50)).at[1, 30:].set(1.0)
+  m = np.asarray(bestrq.span_mask(jax.random.key(1), pads, cfg))
+  assert not m[1, 30:].any() and 0.2 < m.mean() < 0.8
+
+
+def bestrq_config(corpus, steps=3):
+  c = pretrain_bestrq.get_config("tiny")
+  base = tiny_config(corpus, steps=steps)
+  c.data, c.train, c.optim.warmup_steps = base.data, base.train, 1
+  return c
+
+
+def test_bestrq_trains_the_encoder_only(corpus, tmp_path):
+  run = str(tmp_path / "bq")
+  loop.train(bestrq_config(corpus, steps=4), run)
+  assert all(np.isfinite(v) for v in losses(run).values())
+  params, _ = checkpoint.restore_params(run)
+  assert "bestrq" in params and "encoder" in params
+  s0 = str(tmp_path / "s0")
+  loop.train(tiny_config(corpus, steps=1, init_from=run), s0)  # the head is left behind
+  after, _ = checkpoint.restore_params(s0)
+  assert "bestrq" not in after
+
+
+def test_encoder_seeded_from_llm_layers(corpus, tmp_path):
+  transformers = pytest.importorskip("transformers")
+  torch = pytest.importorskip("torch")
+  from fun_asr_jax.convert import convert_folder
+  torch.manual_seed(0)
+  qwen = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(
+      vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+      num_attention_heads=4, num_key_value_heads=4, head_dim=16))
+  qwen.save_pretrained(str(tmp_path / "qwen"))
+  convert_folder("hf_qwen3", str(tmp_path / "qwen"), str(tmp_path / "llm"))
+  c = bestrq_config(corpus, steps=1)
+  c.bestrq.init_from_llm = str(tmp_path / "llm")
+  c.optim.lr = 1e-12  # keep the copied values measurable after one step
+  run = str(tmp_path / "seeded")
+  loop.train(c, run)
+  params, _ = checkpoint.restore_params(run)
+  q = params["encoder"]["layers"]["layer"]["self_attn"]["linear_q"]["kernel"]
+  want = qwen.model.layers[1].self_attn.q_proj.weight.detach().numpy().T
+  np.testing.assert_allclose(q[1], want, atol=1e-6)
+
+
+def test_gradient_accumulation_updates_every_k_steps(corpus, tmp_path):
+  run = str(tmp_path / "accum")
+  loop.train(tiny_config(corpus, steps=3, **{"optim.grad_accum": 2, "train.save_every": 1,
+                                             "train.keep": 5}), run)
+  p1, _ = checkpoint.restore_params(run, 1)
+  p2, _ = checkpoint.restore_params(run, 2)
+  p3, _ = checkpoint.restore_params(run, 3)
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
+                                                               jax.tree.leaves(b)))
+  assert not same(p1, p2) and same(p2, p3)  # micro-steps 1 and 3 only accumulate
