@@ -68,10 +68,10 @@ def test_batched_forward_equals_single_examples():
     single = apply(params, make_batch(cfg, [w]))
     s = int((b["paddings"][i] < 0.5).sum())
     np.testing.assert_allclose(np.asarray(batched["logits"][i, :s]),
-                               np.asarray(single["logits"][0, :s]), atol=2e-5)
+                               np.asarray(single["logits"][0, :s]), atol=1e-4)
     t = int((np.asarray(single["ctc_paddings"][0]) < 0.5).sum())
     np.testing.assert_allclose(np.asarray(batched["ctc_logits"][i, :t]),
-                               np.asarray(single["ctc_logits"][0, :t]), atol=2e-5)
+                               np.asarray(single["ctc_logits"][0, :t]), atol=1e-4)
 
 
 def test_bf16_compute_stays_close_to_fp32():

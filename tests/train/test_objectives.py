@@ -70,7 +70,8 @@ def test_encoder_seeded_from_llm_layers(corpus, tmp_path):
 
 def test_gradient_accumulation_updates_every_k_steps(corpus, tmp_path):
   run = str(tmp_path / "accum")
-  loop.train(tiny_config(corpus, steps=3, **{"optim.grad_accum": 2, "train.save_every": 1,
+  loop.train(tiny_config(corpus, steps=3, **{"optim.grad_accum": 2, "optim.warmup_steps": 0,
+                                             "train.save_every": 1,
                                              "train.keep": 5}), run)
   p1, _ = checkpoint.restore_params(run, 1)
   p2, _ = checkpoint.restore_params(run, 2)
