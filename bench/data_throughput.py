@@ -29,7 +29,7 @@ from fun_asr_jax.text.tokenizer import Tokenizer  # noqa: E402
 from fun_asr_jax.train import loop, state as state_lib, steps  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/bench_data", "Scratch folder.")
-_BATCHES = flags.DEFINE_integer("batches", 30, "Batches timed per configuration.")
+_BATCHES = flags.DEFINE_integer("batches", 100, "Batches timed per configuration.")
 
 BUCKETS = Buckets(seconds=(3.0, 6.0), tokens=(192, 256))
 AUG = AugmentConfig(noise_prob=0.5, rir_prob=0.2, speed_prob=0.5, gain_prob=0.5,

@@ -55,6 +55,12 @@ class Stats:
     with self._lock:
       setattr(self, name, getattr(self, name) + 1)
 
+  def __getstate__(self):  # worker processes get their own counters (and lock)
+    return {"corrupt": self.corrupt, "too_long": self.too_long}
+
+  def __setstate__(self, state):
+    self.__init__(**state)
+
 
 def parse_mixture(spec: str) -> list[tuple[str, float]]:
   """'a.jsonl@2,shards/b' -> [('a.jsonl', 2.0), ('shards/b', 1.0)].
