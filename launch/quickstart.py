@@ -54,7 +54,8 @@ def main(argv):
     logging.info("synthesising %d utterances into %s", _N.value, corpus)
     synth.write_corpus(corpus, _N.value, seed=0, test_fraction=0.1)
   train_m, test_m = os.path.join(corpus, "train.jsonl"), os.path.join(corpus, "test.jsonl")
-  noise = os.path.join(os.path.dirname(root), "shared", "data", "noise", "manifest.jsonl")
+  noise = os.path.join(os.path.dirname(_bootstrap.ROOT), "shared", "data", "noise",
+                       "manifest.jsonl")  # real noise when the project's ../shared is present
   rows, previous = [], ""
   for name, _, steps in quickstart.STAGES:
     if name not in _STAGES.value:

@@ -109,6 +109,9 @@ def train_sentencepiece(texts, folder: str, vocab_size: int = 2000,
   if not texts:
     raise ValueError("train_sentencepiece: no non-empty text to train on")
   prefix = os.path.join(folder, "tokenizer")
+  # byte fallback needs 256 pieces, every character a piece, and the symbols theirs
+  floor = 256 + len(set("".join(texts))) + len(CHATML_SPECIALS) + 8
+  vocab_size = max(vocab_size, floor)
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_prefix=prefix, vocab_size=vocab_size,
       model_type=model_type, character_coverage=1.0, byte_fallback=True,
