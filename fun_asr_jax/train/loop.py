@@ -283,7 +283,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
               "data. The last good checkpoint is in " + ckpt.directory)
         dt = time.perf_counter() - t_last
         m = dict(m, steps_per_s=steps_since / dt, audio_hours_per_s=audio_s / 3600 / dt,
-                 tokens_per_s=tokens / dt, compiled_programs=len(flops_by_shape))
+                 tokens_per_s=tokens / dt, compiled_programs=len(flops_by_shape),
+                 data_corrupt_records=train_pipe.stats.corrupt,
+                 data_too_long=train_pipe.stats.too_long)
         if peak:
           m["mfu"] = flops_by_shape[shape] * steps_since / dt / peak
         eta = (cfg.train.num_steps - step) / max(m["steps_per_s"], 1e-9)

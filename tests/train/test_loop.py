@@ -29,6 +29,9 @@ def test_resume_is_exact(corpus, tmp_path):
   b, sb = checkpoint.restore_params(resumed)
   assert sa == sb == 6
   assert params_equal(a, b)
+  import json
+  rows = [json.loads(l) for l in open(os.path.join(straight, "metrics.jsonl"))]
+  assert all("data_corrupt_records" in r and "compiled_programs" in r for r in rows)
   la, lb = losses(straight), losses(resumed)
   assert [la[s] for s in range(1, 7)] == [lb[s] for s in range(1, 7)]
 
