@@ -45,6 +45,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
   c.data.num_threads = 2
   c.data.bucket_seconds = (2.0, 4.0, 8.0, 16.0, 30.0)
   c.data.bucket_tokens = (96, 128, 192, 320, 512)
+  c.data.group_window = 16  # batches sorted by length together (1 = arrival order)
   c.data.hotword_prompt_prob = 0.0
   c.data.language_prompt_prob = 0.0
   c.data.augment = ml_collections.ConfigDict({
@@ -77,6 +78,7 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ValueError(f"config.{field}: {msg}")
   need(c.objective in ("sft", "ctc", "bestrq"), "objective", "expected sft, ctc or bestrq")
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
+  need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")
   need(c.optim.lr > 0, "optim.lr", "must be positive")
   need(c.optim.grad_accum >= 1, "optim.grad_accum", "must be >= 1")

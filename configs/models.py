@@ -36,7 +36,8 @@ _PRESETS = {
     "small": {
         "frontend": _FBANK_ONLY,
         "encoder": {"kind": "conformer", "input_dim": 80, "hidden": 256, "num_heads": 4,
-                    "mlp_dim": 1024, "num_blocks": 12, "kernel_size": 15, "subsampling": 4},
+                    "mlp_dim": 1024, "num_blocks": 12, "kernel_size": 15, "subsampling": 4,
+                    "subsampling_channels": 128},
         "adaptor": {"downsample": 2, "proj_hidden": 1024, "hidden": 512, "num_layers": 2,
                     "num_heads": 8, "mlp_dim": 1024, "norm_eps": 1e-5},
         "ctc": {"vocab_size": 0, "blank_id": -1,

@@ -4,7 +4,8 @@
       -> per-host slice -> shuffle -> repeat -> weighted mix
       -> decode, resample to 16 kHz, augment, prompt + target tokens   (random_map: seeded
          per example, so the same seed gives the same batches and resume is exact)
-      -> batches padded to a bucket shape, with paddings; prefetch on threads
+      -> batches of similar length (sorted within a window of batches), padded to a bucket
+         shape, with paddings; prefetch on threads
 
 A record that fails to decode is skipped, counted in `stats` and logged with its index and
 id; a missing or unreadable shard is an error at construction.
@@ -22,7 +23,7 @@ import numpy as np
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.data import augment as aug
 from fun_asr_jax.data import build, schema
-from fun_asr_jax.data.bucketing import Buckets, pad_to
+from fun_asr_jax.data.bucketing import Buckets, GroupedBatches, pad_to
 from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
 from fun_asr_jax.text import prompts
 
@@ -41,6 +42,7 @@ class PipelineConfig:
   num_threads: int = 2
   prefetch: int = 32
   drop_remainder: bool = True
+  group_window: int = 16  # batches read, sorted by length and shuffled together; 1 = off
   include_targets: bool = True  # False: prompt-only layouts for decoding (eval)
 
 
@@ -136,6 +138,10 @@ def open_source(path: str) -> grain.MapDataset:
   return grain.MapDataset.source(source)
 
 
+def _length_key(example: dict):
+  return example["bucket"], len(example["waveform"]), len(example["tokens"])
+
+
 class Pipeline:
   """Batches for one split. `iter(pipeline)` gives a checkpointable grain iterator."""
 
@@ -164,8 +170,8 @@ class Pipeline:
     ds = ds.random_map(self._example, seed=cfg.seed)
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=cfg.num_threads,
                                               prefetch_buffer_size=cfg.prefetch))
-    self.dataset = it.batch(cfg.batch_size, drop_remainder=cfg.drop_remainder,
-                            batch_fn=self._collate)
+    self.dataset = GroupedBatches(it, cfg.batch_size, cfg.group_window, _length_key,
+                                  self._collate, cfg.seed, cfg.drop_remainder)
 
   def __iter__(self):
     return iter(self.dataset)
@@ -245,3 +251,21 @@ class Pipeline:
                                np.array([len(c) for c in ctc])[:, None]).astype(np.float32),
         "meta": {k: [e[k] for e in examples] for k in ("id", "text", "lang", "kind", "hotwords")},
     }
+
+
+def repad(batch: dict, samples: int, tokens: int, pad_id: int) -> dict:
+  """Pads a collated batch out to a larger (samples, tokens) shape.
+
+  Hosts of a multi-process run batch independently; each pads to the largest shape any
+  host drew, so the global batch has one shape.
+  """
+  def grow(v, length, value):
+    extra = length - v.shape[1]
+    return v if extra <= 0 else np.pad(v, ((0, 0), (0, extra)), constant_values=value)
+  out = dict(batch)
+  out["waveform"] = grow(batch["waveform"], samples, 0.0)
+  for key, value in (("tokens", pad_id), ("audio_mask", False), ("target_mask", False),
+                     ("paddings", 1.0), ("ctc_labels", 0), ("ctc_label_paddings", 1.0)):
+    if key in batch:
+      out[key] = grow(batch[key], tokens, value)
+  return out

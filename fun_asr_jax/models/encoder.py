@@ -33,6 +33,7 @@ class EncoderConfig:
   dropout: float = 0.0
   # conformer
   subsampling: int = 4
+  subsampling_channels: int = 0  # conv channels; 0 = hidden (narrower is much cheaper)
   position: str = "rotary"
   chunk_size: int = 0  # frames after subsampling; 0 = offline
   left_chunks: int = -1
@@ -87,7 +88,8 @@ class ConformerEncoder(nn.Module):
   def __call__(self, x, paddings, deterministic=True):  # [B, T, F] -> [B, T/s, D]
     c = self.cfg
     dtype = jnp.dtype(c.dtype)
-    x, paddings = ConvSubsampling(c.hidden, c.subsampling, dtype=dtype, name="subsampling")(
+    x, paddings = ConvSubsampling(c.hidden, c.subsampling, c.subsampling_channels, dtype=dtype,
+                                  name="subsampling")(
         x, paddings)
     x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
     x = stack(ConformerLayer, c.num_blocks, c.remat, name="layers", hidden=c.hidden,

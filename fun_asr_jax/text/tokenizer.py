@@ -101,8 +101,12 @@ class SentencePieceTokenizer(Tokenizer):
 
 
 def train_sentencepiece(texts, folder: str, vocab_size: int = 2000,
-                        model_type: str = "unigram") -> SentencePieceTokenizer:
-  """Trains a sentencepiece model on `texts` into `folder/tokenizer.model`."""
+                        model_type: str = "unigram", symbols=()) -> SentencePieceTokenizer:
+  """Trains a sentencepiece model on `texts` into `folder/tokenizer.model`.
+
+  `symbols` become single pieces (the fixed prompt phrases: a from-scratch LLM would
+  otherwise spend most of its sequence on a system prompt spelled out in characters).
+  """
   import sentencepiece as spm  # pylint: disable=import-outside-toplevel
   os.makedirs(folder, exist_ok=True)
   texts = [t for t in texts if t and t.strip()]
@@ -110,12 +114,15 @@ def train_sentencepiece(texts, folder: str, vocab_size: int = 2000,
     raise ValueError("train_sentencepiece: no non-empty text to train on")
   prefix = os.path.join(folder, "tokenizer")
   # byte fallback needs 256 pieces, every character a piece, and the symbols theirs
-  floor = 256 + len(set("".join(texts))) + len(CHATML_SPECIALS) + 8
+  # sentencepiece matches symbols after mapping spaces to its meta symbol
+  symbols = list(CHATML_SPECIALS) + [s.replace(" ", "\u2581") for s in dict.fromkeys(symbols)
+                                     if s not in CHATML_SPECIALS]
+  floor = 256 + len(set("".join(texts))) + len(symbols) + 8
   vocab_size = max(vocab_size, floor)
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_prefix=prefix, vocab_size=vocab_size,
       model_type=model_type, character_coverage=1.0, byte_fallback=True,
-      user_defined_symbols=list(CHATML_SPECIALS), normalization_rule_name="identity",
+      user_defined_symbols=symbols, normalization_rule_name="identity",
       remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
       hard_vocab_limit=False,
       unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, minloglevel=2)

@@ -24,7 +24,7 @@ from configs import models as model_presets
 from fun_asr_jax.data import augment as aug
 from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
-from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture
+from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
@@ -49,6 +49,10 @@ def prompt_texts() -> list[str]:
   return out * 20
 
 
+# Fixed phrases of the prompt, each one piece in a trained tokenizer.
+PROMPT_SYMBOLS = ("system\n", "user\n", "assistant\n", prompts.SYSTEM, "语音转写")
+
+
 def make_tokenizer(cfg, workdir: str):
   """Reuses the workdir's or init_from's tokenizer; otherwise builds the configured one."""
   for folder in (os.path.join(workdir, "tokenizer"),
@@ -68,7 +72,7 @@ def make_tokenizer(cfg, workdir: str):
       raise ValueError("config.data.tokenizer=sentencepiece:N needs a JSONL manifest in "
                        "config.data.train to learn from (or give a tokenizer folder)")
     return train_sentencepiece(texts + prompt_texts(), os.path.join(workdir, "tokenizer_build"),
-                               vocab_size=int(spec.split(":")[1]))
+                               vocab_size=int(spec.split(":")[1]), symbols=PROMPT_SYMBOLS)
   if os.path.isdir(spec):
     return load_tokenizer(spec)
   raise ValueError(f"config.data.tokenizer={spec!r}: expected byte, sentencepiece:N or a folder")
@@ -93,7 +97,16 @@ def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
       else aug.AugmentConfig(),
       hotword_prompt_prob=d.hotword_prompt_prob if train else 0.0,
       language_prompt_prob=d.language_prompt_prob if train else 0.0,
-      num_threads=d.num_threads, drop_remainder=train, include_targets=train)
+      num_threads=d.num_threads, drop_remainder=train, include_targets=train,
+      group_window=d.group_window)
+
+
+def common_shape(host: dict, pad_id: int) -> dict:
+  """Pads this host's batch to the largest (samples, tokens) any process drew."""
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  mine = np.array([host["waveform"].shape[1], host["tokens"].shape[1]], np.int64)
+  samples, tokens = np.max(multihost_utils.process_allgather(mine), axis=0)
+  return repad(host, int(samples), int(tokens), pad_id)
 
 
 def loss_config(cfg) -> steps.LossConfig:
@@ -256,6 +269,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   try:
     while step < cfg.train.num_steps:
       host = next(data_iter)
+      if jax.process_count() > 1:  # hosts may have drawn different buckets
+        host = common_shape(host, tokenizer.pad_id)
       shape = tuple(sorted((k, np.shape(v)) for k, v in host.items() if k != "meta"))
       batch = mesh_lib.global_batch(host, mesh)
       if shape not in compiled_steps:

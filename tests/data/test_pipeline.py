@@ -11,7 +11,7 @@ from configs import models
 from fun_asr_jax.data import build, schema
 from fun_asr_jax.data.augment import AugmentConfig
 from fun_asr_jax.data.bucketing import Buckets
-from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture
+from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad
 from fun_asr_jax.text.tokenizer import Tokenizer
 
 TOK = Tokenizer.byte_level()
@@ -50,6 +50,44 @@ def test_resume_gives_exactly_the_next_batches(corpus, tmp_path):
   it2 = iter(p)
   it2.set_state(state)
   assert same(take(it2, 4), expected)
+
+
+def test_resume_across_length_group_windows(corpus, tmp_path):
+  p = pipe(corpus["shards"], tmp_path, group_window=2)  # a window = 2 batches
+  it = iter(p)
+  take(it, 3)  # mid-window
+  state = it.get_state()
+  expected = take(it, 5)  # crosses two window boundaries
+  it2 = iter(p)
+  it2.set_state(state)
+  assert same(take(it2, 5), expected)
+
+
+def test_length_grouping_cuts_padding_and_keeps_every_example(corpus, tmp_path):
+  def one_pass(window):
+    p = pipe(corpus["shards"], tmp_path, shuffle=False, repeat=False, drop_remainder=False,
+             group_window=window)
+    batches = list(p)
+    ids = sorted(i for b in batches for i in b["meta"]["id"] if i is not None)
+    padded = sum(b["waveform"].size for b in batches)
+    return ids, padded
+  ids_plain, padded_plain = one_pass(1)
+  ids_grouped, padded_grouped = one_pass(16)
+  assert ids_grouped == ids_plain and len(set(ids_plain)) == len(ids_plain)
+  assert padded_grouped < 0.8 * padded_plain, (padded_grouped, padded_plain)
+
+
+def test_repad_grows_a_batch_without_touching_its_content(corpus, tmp_path):
+  b = next(iter(pipe(corpus["shards"], tmp_path)))
+  n, s = b["waveform"].shape[1], b["tokens"].shape[1]
+  r = repad(b, n + 1600, s + 32, TOK.pad_id)
+  assert r["waveform"].shape[1] == n + 1600 and r["tokens"].shape[1] == s + 32
+  assert r["ctc_labels"].shape[1] == s + 32
+  np.testing.assert_array_equal(r["waveform"][:, :n], b["waveform"])
+  assert not r["waveform"][:, n:].any() and (r["tokens"][:, s:] == TOK.pad_id).all()
+  assert (r["paddings"][:, s:] == 1).all() and not r["target_mask"][:, s:].any()
+  assert (r["ctc_label_paddings"][:, s:] == 1).all()
+  np.testing.assert_array_equal(r["wave_lengths"], b["wave_lengths"])
 
 
 def test_host_shards_are_disjoint_and_complete(corpus, tmp_path):

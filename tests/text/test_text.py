@@ -36,6 +36,17 @@ def test_sentencepiece_roundtrip_and_specials(tmp_path):
   assert again.encode("三四五") == tok.encode("三四五")
 
 
+def test_sentencepiece_prompt_symbols_are_single_pieces(tmp_path):
+  texts = ["one two three", "nine four"] * 50
+  symbols = ("system\n", prompts.SYSTEM, "语音转写")
+  tok = train_sentencepiece(texts, str(tmp_path), vocab_size=300, symbols=symbols)
+  head = f"<|im_start|>system\n{prompts.SYSTEM}<|im_end|>"
+  assert len(tok.encode(head)) == 4  # start, role, the whole system sentence, end
+  assert len(tok.encode("语音转写")) == 1
+  for text in (head, "a helpful assistant? You are.", "语音 转写 one"):
+    assert tok.decode(tok.encode(text), skip_special=False) == text
+
+
 def test_byte_level_tokenizer_roundtrip(tmp_path):
   tok = Tokenizer.byte_level()
   s = "你好 world<|im_end|>"
