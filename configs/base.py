@@ -76,7 +76,10 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   def need(cond, field, msg):
     if not cond:
       raise ValueError(f"config.{field}: {msg}")
-  need(c.objective in ("sft", "ctc", "bestrq"), "objective", "expected sft, ctc or bestrq")
+  need(c.objective in ("sft", "ctc", "bestrq", "grpo"), "objective",
+       "expected sft, ctc, bestrq or grpo")
+  if c.objective == "grpo":
+    grpo_config(c).validate()
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")
@@ -88,3 +91,11 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(c.eval.path in ("llm", "ctc"), "eval.path", "expected llm or ctc")
   need(c.train.save_every >= 0 and c.train.keep >= 1, "train.keep", "must be >= 1")
   return c
+
+
+def grpo_config(c: ml_collections.ConfigDict):
+  """`config.rl` as a GRPOConfig."""
+  from fun_asr_jax.rl import grpo, rewards  # pylint: disable=import-outside-toplevel
+  d = c.rl.to_dict()
+  d.pop("max_hotwords", None)
+  return grpo.GRPOConfig(**dict(d, reward=rewards.RewardConfig(**d["reward"])))

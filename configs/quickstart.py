@@ -4,7 +4,7 @@
 checkpoint. Usage of a single stage: --config=configs/quickstart.py:s0 (size small).
 """
 
-from configs import base, ctc, pretrain_bestrq, sft
+from configs import base, ctc, grpo, pretrain_bestrq, sft
 
 # (name, builder, steps); the LLM is trained from scratch in s0 because no pretrained
 # Qwen3 can be downloaded here; s1..s4 then fine-tune as the paper's stages do.
@@ -17,6 +17,7 @@ STAGES = (
     ("s3", lambda size: sft.get_config(f"s3,{size}"), 20),
     ("s4", lambda size: sft.get_config(f"s4,{size}"), 20),
     ("s5", lambda size: sft.get_config(f"s5,{size}"), 30),
+    ("grpo", lambda size: grpo.get_config(size), 20),
 )
 
 
@@ -39,6 +40,12 @@ def stage_config(name: str, size: str = "small", steps: int | None = None,
                  warmup_steps=min(20, c.train.num_steps // 4))
   if name == "s0":
     c.loss.ctc_weight = 0.3
+  if name == "grpo":  # 4 utterances x 4 samples per step
+    c.data.batch_size = 4
+    c.data.hotword_prompt_prob = 0.5
+    c.data.augment.noise_only_prob = 0.15
+    c.optim.update(lr=5e-5, warmup_steps=2)
+    c.rl.update(group_size=4, max_new_tokens=24)
   if name in ("s3", "s4"):
     c.model.llm.lora_rank = 8
     c.model.llm.lora_alpha = 16.0

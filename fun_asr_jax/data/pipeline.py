@@ -44,6 +44,8 @@ class PipelineConfig:
   drop_remainder: bool = True
   group_window: int = 16  # batches read, sorted by length and shuffled together; 1 = off
   include_targets: bool = True  # False: prompt-only layouts for decoding (eval)
+  max_hotwords: int = 0  # >0: hotword_tokens [B, K, H] for in-graph keyword rewards
+  hotword_tokens: int = 16  # H
 
 
 @dataclasses.dataclass
@@ -249,8 +251,23 @@ class Pipeline:
         "ctc_labels": pad_to(ctc, ctc_len, 0, np.int32),
         "ctc_label_paddings": (np.arange(ctc_len)[None] >=
                                np.array([len(c) for c in ctc])[:, None]).astype(np.float32),
+        "is_noise": np.array([e["kind"] != "speech" for e in examples]),
         "meta": {k: [e[k] for e in examples] for k in ("id", "text", "lang", "kind", "hotwords")},
+        **self._hotword_arrays(examples),
     }
+
+  def _hotword_arrays(self, examples: list[dict]) -> dict:
+    """The utterances' own hotwords as token ids `[B, K, H]` and lengths `[B, K]`."""
+    k, h = self.cfg.max_hotwords, self.cfg.hotword_tokens
+    if k <= 0:
+      return {}
+    ids = np.zeros((len(examples), k, h), np.int32)
+    lengths = np.zeros((len(examples), k), np.int32)
+    for i, e in enumerate(examples):
+      for j, word in enumerate(e["hotwords"][:k]):
+        t = self.tokenizer.encode(word)[:h]
+        ids[i, j, : len(t)], lengths[i, j] = t, len(t)
+    return {"hotword_tokens": ids, "hotword_lengths": lengths}
 
 
 def repad(batch: dict, samples: int, tokens: int, pad_id: int) -> dict:

@@ -29,6 +29,7 @@ from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
 from fun_asr_jax.parallel import distributed, mesh as mesh_lib
+from fun_asr_jax.rl import grpo, units as units_lib
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
 from fun_asr_jax.train import checkpoint as ckpt_lib
@@ -98,7 +99,20 @@ def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
       hotword_prompt_prob=d.hotword_prompt_prob if train else 0.0,
       language_prompt_prob=d.language_prompt_prob if train else 0.0,
       num_threads=d.num_threads, drop_remainder=train, include_targets=train,
-      group_window=d.group_window)
+      group_window=d.group_window,
+      max_hotwords=cfg.rl.max_hotwords if train and cfg.objective == "grpo" else 0)
+
+
+_LAST_VALUE_METRICS = ("lr", "nonfinite_consecutive", "nonfinite_total")
+
+
+def mean_metrics(history: list[dict]) -> dict:
+  """Step metrics averaged over a log interval (counters and the learning rate: last)."""
+  out = {}
+  for k in history[-1]:
+    vals = [float(np.asarray(h[k])) for h in history if k in h]
+    out[k] = vals[-1] if k in _LAST_VALUE_METRICS else float(np.mean(vals))
+  return out
 
 
 def common_shape(host: dict, pad_id: int) -> dict:
@@ -248,11 +262,15 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # -- step --
   model = steps.training_model(mc, cfg.data.dither)
-  step_fn = jax.jit(
-      lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                    lr_fn=state_lib.schedule(cfg)),
-      in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
-      out_shardings=(shardings, None), donate_argnums=(0,))
+  if cfg.objective == "grpo":
+    step_fn, extra = grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh)
+  else:
+    extra = ()
+    step_fn = jax.jit(
+        lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
+                                      lr_fn=state_lib.schedule(cfg)),
+        in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
+        out_shardings=(shardings, None), donate_argnums=(0,))
   peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
                                   if jax.default_backend() == "cpu" else 0.0)
   flops_by_shape: dict = {}
@@ -263,9 +281,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   step = int(jax.device_get(state.step))
-  t_last, steps_since, audio_s, tokens = time.perf_counter(), 0, 0.0, 0.0
+  t_last, steps_since, audio_s, tokens, flops_since = time.perf_counter(), 0, 0.0, 0.0, 0.0
   t_start = time.perf_counter()
-  last_metrics, final_eval = {}, {}
+  last_metrics, final_eval, pending = {}, {}, []
   try:
     while step < cfg.train.num_steps:
       host = next(data_iter)
@@ -275,7 +293,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       batch = mesh_lib.global_batch(host, mesh)
       if shape not in compiled_steps:
         t0 = time.perf_counter()
-        compiled_steps[shape] = step_fn.lower(state, batch).compile()
+        compiled_steps[shape] = step_fn.lower(state, batch, *extra).compile()
         cost = compiled_steps[shape].cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops_by_shape[shape] = float((cost or {}).get("flops", 0.0))
@@ -284,13 +302,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
                      time.perf_counter() - t0,
                      flops_by_shape[shape] / 1e9)
         t_last = time.perf_counter()
-      state, m = compiled_steps[shape](state, batch)
+      state, m = compiled_steps[shape](state, batch, *extra)
+      pending.append(m)  # device arrays: no host sync until the next log line
+      flops_since += flops_by_shape[shape]
       step += 1
       steps_since += 1
       audio_s += float(np.sum(host["wave_lengths"])) / 16000.0
       tokens += float(np.sum(host["target_mask"]))
       if step % cfg.train.log_every == 0 or step == cfg.train.num_steps:
-        m = jax.device_get(m)
+        m = mean_metrics(jax.device_get(pending))
+        pending = []
         if m["nonfinite_consecutive"] >= cfg.train.max_nan_steps:
           raise NonFiniteLossError(
               f"{int(m['nonfinite_consecutive'])} consecutive steps had non-finite loss or "
@@ -302,14 +323,14 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
                  data_corrupt_records=train_pipe.stats.corrupt,
                  data_too_long=train_pipe.stats.too_long)
         if peak:
-          m["mfu"] = flops_by_shape[shape] * steps_since / dt / peak
+          m["mfu"] = flops_since / dt / peak
         eta = (cfg.train.num_steps - step) / max(m["steps_per_s"], 1e-9)
         if is_main:
           logging.info(metrics_lib.progress_line(step, cfg.train.num_steps, m,
                                                  m["steps_per_s"], eta))
         writer.write(step, m)
         last_metrics = m
-        t_last, steps_since, audio_s, tokens = time.perf_counter(), 0, 0.0, 0.0
+        t_last, steps_since, audio_s, tokens, flops_since = time.perf_counter(), 0, 0.0, 0.0, 0.0
       if eval_pipe is not None and (step % cfg.train.eval_every == 0 or
                                     step == cfg.train.num_steps):
         final_eval = run_eval(cfg, mc, state.params, tokenizer, eval_pipe)
@@ -345,6 +366,33 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
   return {"step": step, "train": last_metrics, "eval": final_eval,
           "compiled_programs": len(flops_by_shape), "preempted": stop["flag"]}
+
+
+def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh):
+  """The jitted GRPO step and its extra inputs: the reference policy and the unit tables.
+
+  The reference is the policy GRPO starts from (`init_from` merged into a fresh state),
+  rebuilt the same way on resume, so checkpoints need not carry a second copy.
+  """
+  rl_cfg = base_config.grpo_config(cfg)
+  ref_params = None
+  if rl_cfg.beta > 0:  # the same draw StateFactory.create makes for the policy
+    _, init_rng = jax.random.split(jax.random.key(cfg.seed))
+    ref_params = jax.jit(lambda k: nn.meta.unbox(factory.init_params(k)),
+                         out_shardings=shardings.params)(init_rng)
+    if cfg.init_from:
+      ref_params = merge_init_from(ref_params, cfg.init_from)
+  tables = jax.device_put(units_lib.build_tables(tokenizer).as_arrays(),
+                          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
+  step_fn = jax.jit(
+      lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
+                                         lr_fn=state_lib.schedule(cfg),
+                                         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id),
+      in_shardings=(shardings, mesh_lib.batch_sharding(mesh),
+                    shardings.params if ref_params is not None else None, None),
+      out_shardings=(shardings, None), donate_argnums=(0,))
+  return step_fn, (ref_params, tables)
 
 
 def run_eval(cfg, mc, params, tokenizer, pipe) -> dict:

@@ -1,0 +1,234 @@
+"""GRPO: group rollouts, in-graph rewards and the clipped policy loss, in one jitted step.
+
+    batch [B] ─▶ frontend + encoder + adaptor (once per utterance) ─▶ prompt embeddings
+      ─▶ repeated G times ─▶ sampled with the shared KV-cache decoder ─▶ [B·G, N] responses
+      ─▶ rewards (rl/rewards.py) ─▶ group-normalised advantages
+      ─▶ `num_updates` optimizer steps on  max(−A·ρ, −A·clip(ρ, 1−ε_low, 1+ε_high)) + β·KL
+
+ρ = exp(logp − logp_old) per response token; KL is the k3 estimator against a frozen
+reference policy. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
+first update. Responses include the end token when one was sampled, so stopping (what
+silences hallucinations on noise) is itself rewarded.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fun_asr_jax import decoding
+from fun_asr_jax.models.fun_asr import FunASR, splice_audio
+from fun_asr_jax.rl import rewards as rewards_lib
+from fun_asr_jax.train import state as state_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class GRPOConfig:
+  group_size: int = 4
+  max_new_tokens: int = 32
+  temperature: float = 1.0
+  top_k: int = 0
+  top_p: float = 1.0
+  epsilon_low: float = 0.2
+  epsilon_high: float = 0.2
+  beta: float = 0.04  # KL weight; 0 = no reference policy
+  aggregation: str = "sequence"  # sequence: mean over sequences of token means | token
+  num_updates: int = 1  # optimizer updates per rollout batch
+  reward: rewards_lib.RewardConfig = rewards_lib.RewardConfig()
+
+  def validate(self, prefix: str = "rl"):
+    def need(cond, field, msg):
+      if not cond:
+        raise ValueError(f"config.{prefix}.{field}={getattr(self, field)!r}: {msg}")
+    need(self.group_size >= 2, "group_size", "GRPO compares samples within a group; need >= 2")
+    need(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+    need(self.temperature > 0, "temperature", "sampling needs a temperature > 0")
+    need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+    need(self.top_k >= 0, "top_k", "must be >= 0 (0 = off)")
+    need(0 <= self.epsilon_low < 1, "epsilon_low", "must be in [0, 1)")
+    need(self.epsilon_high >= 0, "epsilon_high", "must be >= 0")
+    need(self.beta >= 0, "beta", "must be >= 0")
+    need(self.aggregation in ("sequence", "token"), "aggregation", "expected sequence or token")
+    need(self.num_updates >= 1, "num_updates", "must be >= 1")
+    self.reward.validate(f"{prefix}.reward")
+
+
+# -- advantages and loss --------------------------------------------------------------------
+def group_advantages(rewards, group_size: int):
+  """(r − mean) / (std + 1e-6) within each group of `group_size` consecutive rows.
+
+  std uses ddof=1. Rewards are first shifted by the group's first value, which changes
+  nothing mathematically but makes a group of equal rewards give exactly zero.
+  """
+  r = rewards.reshape(-1, group_size)
+  r = r - r[:, :1]
+  mean = r.mean(-1, keepdims=True)
+  std = jnp.sqrt(jnp.sum((r - mean) ** 2, -1, keepdims=True) / (group_size - 1))
+  return ((r - mean) / (std + 1e-6)).reshape(-1)
+
+
+def policy_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOConfig):
+  """Clipped surrogate + β·k3 KL over response tokens `[N, T]`; (loss, metrics)."""
+  adv = advantages[:, None]
+  ratio = jnp.exp(logp - old_logp)
+  unclipped = -adv * ratio
+  clipped = -adv * jnp.clip(ratio, 1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
+  per_token = jnp.maximum(unclipped, clipped)
+  delta = ref_logp - logp
+  kl = jnp.exp(delta) - delta - 1.0
+  if cfg.beta > 0:
+    per_token = per_token + cfg.beta * kl
+  m = mask.astype(jnp.float32)
+  n_tok = jnp.maximum(m.sum(), 1.0)
+  if cfg.aggregation == "token":
+    loss = (per_token * m).sum() / n_tok
+  else:
+    per_seq = (per_token * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0)
+    has = (m.sum(-1) > 0).astype(jnp.float32)
+    loss = (per_seq * has).sum() / jnp.maximum(has.sum(), 1.0)
+  metrics = {"kl": (kl * m).sum() / n_tok,
+             "clip_fraction": ((clipped > unclipped) * m).sum() / n_tok,
+             "ratio": (ratio * m).sum() / n_tok}
+  return loss, metrics
+
+
+# -- model pieces ---------------------------------------------------------------------------
+def audio_embeddings(model: FunASR, params, batch):
+  """Frontend + encoder + adaptor on the `[B]` utterances: `[B, Ta, D]`."""
+  v = {"params": params}
+  feats, pads = model.apply(v, batch["waveform"], batch["wave_lengths"], method=FunASR.features)
+  enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
+  audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
+  return audio
+
+
+def prompt_only(batch):
+  """The training layout without its answer: tokens, audio mask and paddings `[B, S]`."""
+  pads = jnp.maximum(batch["paddings"], batch["target_mask"].astype(jnp.float32))
+  return batch["tokens"], batch["audio_mask"] & (pads < 0.5), pads
+
+
+def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad_id: int):
+  """G sampled responses per utterance; the audio is encoded once and shared by its group.
+
+  Returns:
+    dict: `tokens [B·G, N]` (end token excluded, pad after), `lengths`, `done [B·G]`.
+  """
+  v = {"params": params}
+  g = cfg.group_size
+  audio = audio_embeddings(model, params, batch)  # [B, Ta, D]
+  tokens, audio_mask, pads = prompt_only(batch)
+  embeds = model.apply(v, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
+  embeds, pads = jnp.repeat(embeds, g, axis=0), jnp.repeat(pads, g, axis=0)  # [B·G, S, ...]
+  sampling = decoding.SamplingConfig(
+      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
+      top_p=cfg.top_p, eos_ids=(eos_id,), pad_id=pad_id)
+  decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
+  embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
+  out = decoding.generate(decoder, embed, model.cfg.llm, embeds, pads, sampling, rng,
+                          cache_dtype=jnp.dtype(model.cfg.llm.dtype))
+  return {"tokens": out["tokens"], "lengths": out["lengths"], "done": out["done"]}
+
+
+def response_layout(ro, eos_id: int):
+  """Response ids with the end token put back where it was sampled, and their mask."""
+  n = ro["tokens"].shape[1]
+  pos = jnp.arange(n)[None]
+  at_end = (pos == ro["lengths"][:, None]) & ro["done"][:, None]
+  tokens = jnp.where(at_end, eos_id, ro["tokens"])
+  mask = pos < (ro["lengths"] + ro["done"].astype(jnp.int32))[:, None]
+  return tokens, mask
+
+
+def response_logprobs(model: FunASR, params, batch, response, mask, group_size: int):
+  """Teacher-forced log-probs and entropies `[B·G, N]` of the responses.
+
+  Sequence = [prompt (right-padded to S) | response]; the first response token is predicted
+  from the last real prompt position, the others from the position before them.
+  """
+  v = {"params": params}
+  audio = jnp.repeat(audio_embeddings(model, params, batch), group_size, axis=0)
+  tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0) for x in prompt_only(batch))
+  bg, s = tokens.shape
+  n = response.shape[1]
+  full = jnp.concatenate([tokens, response], 1)  # [B·G, S + N]
+  full_pads = jnp.concatenate([pads, 1.0 - mask.astype(jnp.float32)], 1)
+  full_audio = jnp.concatenate([audio_mask, jnp.zeros((bg, n), bool)], 1)
+  embeds = splice_audio(model.apply(v, full, method=FunASR.embed_tokens), full_audio, audio)
+  positions = jnp.maximum(jnp.cumsum(1.0 - full_pads, 1) - 1, 0).astype(jnp.int32)
+  logits, _ = model.apply(v, embeds, positions, full_pads, method=FunASR.decoder)
+  prompt_len = jnp.sum(pads < 0.5, 1).astype(jnp.int32)
+  src = jnp.concatenate([(prompt_len - 1)[:, None],
+                         s + jnp.broadcast_to(jnp.arange(n - 1)[None], (bg, n - 1))], 1)
+  picked = jnp.take_along_axis(logits, src[..., None], axis=1).astype(jnp.float32)  # [BG,N,V]
+  logp_all = jax.nn.log_softmax(picked, -1)
+  logp = jnp.take_along_axis(logp_all, response[..., None], -1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1)
+  return jnp.where(mask, logp, 0.0), entropy
+
+
+# -- the step -------------------------------------------------------------------------------
+def batch_rewards(ro, batch, tables, cfg: GRPOConfig):
+  """Rewards `[B·G]` and terms for a rollout; references repeat over each group."""
+  g = cfg.group_size
+  rep = lambda x: jnp.repeat(x, g, axis=0)
+  ref_len = jnp.sum(1.0 - batch["ctc_label_paddings"], -1).astype(jnp.int32)
+  if "hotword_tokens" in batch:
+    kw, kw_len = batch["hotword_tokens"], batch["hotword_lengths"]
+  else:
+    kw = jnp.zeros((batch["tokens"].shape[0], 1, 1), jnp.int32)
+    kw_len = jnp.zeros((batch["tokens"].shape[0], 1), jnp.int32)
+  is_noise = batch.get("is_noise", jnp.zeros((batch["tokens"].shape[0],), bool))
+  return rewards_lib.compute(ro["tokens"], ro["lengths"], ro["done"], rep(batch["ctc_labels"]),
+                             rep(ref_len), rep(kw), rep(kw_len), rep(is_noise), tables,
+                             cfg.reward)
+
+
+def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model: FunASR,
+               cfg: GRPOConfig, tx: optax.GradientTransformation, lr_fn, eos_id: int,
+               pad_id: int):
+  """One rollout batch: sample, score, then `num_updates` clipped-policy updates."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  params0 = jax.lax.stop_gradient(state.params)
+  ro = rollout(model, params0, batch, rng, cfg, eos_id, pad_id)
+  reward, terms = batch_rewards(ro, batch, tables, cfg)
+  adv = group_advantages(reward, cfg.group_size)
+  response, mask = response_layout(ro, eos_id)
+  g = cfg.group_size
+  # one update per rollout: the sampling policy is the current one, so old = sg(logp)
+  old_logp = (response_logprobs(model, params0, batch, response, mask, g)[0]
+              if cfg.num_updates > 1 else None)
+  ref_logp = (jax.lax.stop_gradient(
+      response_logprobs(model, ref_params, batch, response, mask, g)[0])
+              if cfg.beta > 0 else None)
+
+  def loss_fn(params):
+    logp, entropy = response_logprobs(model, params, batch, response, mask, g)
+    old = jax.lax.stop_gradient(logp) if old_logp is None else old_logp
+    ref = jax.lax.stop_gradient(logp) if ref_logp is None else ref_logp
+    loss, m = policy_loss(logp, old, ref, adv, mask, cfg)
+    m["entropy"] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1)
+    return loss, m
+
+  def update(carry, _):
+    params, opt_state = carry
+    (loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    m = dict(m, loss=loss, grad_norm=optax.global_norm(grads))
+    return (optax.apply_updates(params, updates), opt_state), m
+
+  (params, opt_state), ms = jax.lax.scan(update, (state.params, state.opt_state), None,
+                                         length=cfg.num_updates)
+  ms = jax.tree.map(lambda x: x[-1], ms)
+  consecutive, total = state_lib.nonfinite_counts(opt_state)
+  mean = lambda x: jnp.mean(x.astype(jnp.float32))
+  metrics = dict(ms, lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
+                 nonfinite_total=total, reward=mean(reward),
+                 reward_std=jnp.mean(jnp.std(reward.reshape(-1, g), -1)),
+                 response_length=mean(ro["lengths"]), ended=mean(ro["done"]),
+                 **{f"reward_{k}": mean(terms[k]) for k in
+                    ("accuracy", "keywords", "hallucination", "language")},
+                 hallucinated=mean(terms["hallucinated"]), loops=mean(terms["loop"]),
+                 unit_error_rate=terms["errors"].sum() / jnp.maximum(terms["ref_units"].sum(), 1))
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

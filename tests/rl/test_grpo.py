@@ -1,0 +1,190 @@
+"""GRPO: advantages and loss against NumPy, KL, the policy gradient, rollouts, a toy run."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import models
+from fun_asr_jax.models.fun_asr import FunASR, init_params, num_audio_tokens
+from fun_asr_jax.rl import grpo, rewards, units
+from fun_asr_jax.text import prompts
+from fun_asr_jax.text.tokenizer import Tokenizer
+from fun_asr_jax.train import state as state_lib
+
+TOK = Tokenizer.byte_level()
+B, G = 2, 3
+
+
+# -- NumPy references -----------------------------------------------------------------------
+def np_advantages(r, g):
+  r = np.asarray(r, np.float64).reshape(-1, g)
+  return ((r - r.mean(1, keepdims=True)) / (r.std(1, ddof=1, keepdims=True) + 1e-6)).ravel()
+
+
+def np_loss(logp, old, ref, adv, mask, cfg):
+  ratio = np.exp(logp - old)
+  a = adv[:, None]
+  per = np.maximum(-a * ratio, -a * np.clip(ratio, 1 - cfg.epsilon_low, 1 + cfg.epsilon_high))
+  per = per + cfg.beta * (np.exp(ref - logp) - (ref - logp) - 1)
+  if cfg.aggregation == "token":
+    return (per * mask).sum() / mask.sum()
+  rows = mask.sum(1) > 0
+  return np.mean((per * mask).sum(1)[rows] / mask.sum(1)[rows])
+
+
+def test_advantages_match_numpy_and_equal_rewards_give_zero():
+  r = np.random.default_rng(0).normal(size=12).astype(np.float32)
+  np.testing.assert_allclose(grpo.group_advantages(jnp.asarray(r), 4), np_advantages(r, 4),
+                             rtol=1e-5, atol=1e-5)
+  flat = grpo.group_advantages(jnp.asarray([0.1, 0.1, 0.1, 0.7, 0.7, 0.7]), 3)
+  assert np.all(np.asarray(flat) == 0.0)
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token"])
+def test_policy_loss_matches_numpy(aggregation):
+  rng = np.random.default_rng(1)
+  shape = (6, 7)
+  logp, old, ref = (rng.normal(-2, 0.5, shape).astype(np.float32) for _ in range(3))
+  adv = rng.normal(size=6).astype(np.float32)
+  mask = rng.random(shape) < 0.7
+  mask[2] = False  # a response with no tokens
+  cfg = grpo.GRPOConfig(epsilon_low=0.2, epsilon_high=0.28, beta=0.1, aggregation=aggregation)
+  loss, m = grpo.policy_loss(jnp.asarray(logp), jnp.asarray(old), jnp.asarray(ref),
+                             jnp.asarray(adv), jnp.asarray(mask), cfg)
+  np.testing.assert_allclose(float(loss), np_loss(logp, old, ref, adv, mask, cfg), rtol=1e-5)
+  assert 0 < float(m["clip_fraction"]) < 1
+
+
+def test_kl_is_zero_when_policy_equals_reference():
+  logp = jnp.asarray(np.random.default_rng(2).normal(-2, 1, (4, 5)), jnp.float32)
+  _, m = grpo.policy_loss(logp, logp, logp, jnp.ones(4), jnp.ones((4, 5), bool),
+                          grpo.GRPOConfig(beta=0.5))
+  assert float(m["kl"]) == 0.0
+
+
+# -- a tiny model and batch -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def setup():
+  cfg = models.model_config("tiny", TOK.vocab_size)
+  params = nn.meta.unbox(init_params(cfg, jax.random.key(0), 1, 1.0))["params"]
+  rng = np.random.default_rng(0)
+  texts = ["ok", "hi"]
+  waves = [rng.normal(0, 0.1, 16000).astype(np.float32) for _ in texts]
+  layouts = [prompts.layout(TOK, num_audio_tokens(cfg, 16000), prompts.task_prompt(), t)
+             for t in texts]
+  batch = prompts.collate(layouts, TOK.pad_id)
+  labels = [TOK.encode(t) for t in texts]
+  width = max(map(len, labels))
+  batch.update(waveform=np.stack(waves), wave_lengths=np.full(2, 16000, np.int32),
+               ctc_labels=np.array([l + [0] * (width - len(l)) for l in labels], np.int32),
+               ctc_label_paddings=np.array([[0.0] * len(l) + [1.0] * (width - len(l))
+                                            for l in labels], np.float32),
+               is_noise=np.zeros(2, bool))
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  return cfg, params, batch
+
+
+def test_gradient_with_equal_policies_is_the_plain_policy_gradient(setup):
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=6, beta=0.3)
+  ro = grpo.rollout(model, params, batch, jax.random.key(3), gcfg, TOK.eos_id, TOK.pad_id)
+  resp, mask = grpo.response_layout(ro, TOK.eos_id)
+  adv = jnp.asarray([1.0, -0.5, -0.5, 0.2, 0.3, -0.5])
+  logp0, _ = grpo.response_logprobs(model, params, batch, resp, mask, G)
+
+  def grpo_loss(p):
+    logp, _ = grpo.response_logprobs(model, p, batch, resp, mask, G)
+    return grpo.policy_loss(logp, logp0, logp0, adv, mask, gcfg)[0]
+
+  def plain(p):  # -E[A * log pi], sequence-mean of token means
+    logp, _ = grpo.response_logprobs(model, p, batch, resp, mask, G)
+    m = mask.astype(jnp.float32)
+    return -jnp.mean((adv[:, None] * logp * m).sum(1) / jnp.maximum(m.sum(1), 1))
+
+  g1, g2 = jax.grad(grpo_loss)(params), jax.grad(plain)(params)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+  assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g1))
+
+
+def test_fixed_rng_gives_identical_rollouts(setup):
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=8)
+  roll = jax.jit(lambda k: grpo.rollout(model, params, batch, k, gcfg, TOK.eos_id, TOK.pad_id))
+  a, b, c = roll(jax.random.key(5)), roll(jax.random.key(5)), roll(jax.random.key(6))
+  np.testing.assert_array_equal(a["tokens"], b["tokens"])
+  assert not np.array_equal(a["tokens"], c["tokens"])
+  assert a["tokens"].shape == (B * G, 8)
+
+
+def _sub_jaxprs(value):
+  if hasattr(value, "eqns"):
+    yield value
+  elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # ClosedJaxpr
+    yield value.jaxpr
+  elif isinstance(value, (tuple, list)):
+    for v in value:
+      yield from _sub_jaxprs(v)
+
+
+def _conv_batch_sizes(jaxpr, out):
+  """Batch sizes of every convolution in a program, nested programs included."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "conv_general_dilated":
+      out.append(eqn.invars[0].aval.shape[0])
+    for value in eqn.params.values():
+      for sub in _sub_jaxprs(value):
+        _conv_batch_sizes(sub, out)
+  return out
+
+
+def test_encoder_runs_once_per_utterance_not_per_sample(setup):
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=4, beta=0.1)
+  tx = optax.apply_if_finite(optax.adam(1e-3), 10)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  tables = units.build_tables(TOK).as_arrays()
+  step = lambda s: grpo.train_step(s, params, batch, tables, model=model, cfg=gcfg, tx=tx,
+                                   lr_fn=lambda _: 1e-3, eos_id=TOK.eos_id, pad_id=TOK.pad_id)
+  sizes = _conv_batch_sizes(jax.make_jaxpr(step)(state).jaxpr, [])
+  assert sizes and set(sizes) == {B}, sizes  # the conformer's convolutions see B rows
+
+
+def test_config_errors_name_the_field():
+  with pytest.raises(ValueError, match="rl.group_size"):
+    grpo.GRPOConfig(group_size=1).validate()
+  with pytest.raises(ValueError, match="rl.reward.accuracy"):
+    grpo.GRPOConfig(reward=rewards.RewardConfig(accuracy=-1)).validate()
+  with pytest.raises(ValueError, match="rl.aggregation"):
+    grpo.GRPOConfig(aggregation="mean").validate()
+
+
+def test_short_grpo_run_raises_the_reward_of_a_toy_task(setup):
+  """Reward = 1 - WER against the reference ("ok" / "hi"); optimum 1. A random tiny model
+  starts far below it; a few dozen GRPO steps must move the mean reward up."""
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = grpo.GRPOConfig(group_size=8, max_new_tokens=6, beta=0.0, reward=rewards.RewardConfig(
+      accuracy=1.0, keywords=0.0, hallucination=0.0, language=0.0))
+  tx = optax.apply_if_finite(optax.adam(3e-3), 10)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  tables = units.build_tables(TOK).as_arrays()
+  step = jax.jit(lambda s: grpo.train_step(s, None, batch, tables, model=model, cfg=gcfg,
+                                           tx=tx, lr_fn=lambda _: 3e-3, eos_id=TOK.eos_id,
+                                           pad_id=TOK.pad_id))
+  history = []
+  for _ in range(40):
+    state, m = step(state)
+    history.append(float(m["reward"]))
+  first, last = np.mean(history[:8]), np.mean(history[-8:])
+  assert last > first + 0.3, history
