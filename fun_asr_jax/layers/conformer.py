@@ -71,6 +71,7 @@ class ConformerLayer(nn.Module):
   causal_conv: bool = False
   norm_eps: float = 1e-5
   dropout: float = 0.0
+  final_norm: bool = True  # the original block's closing LayerNorm; False = pure pre-LN
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -96,7 +97,9 @@ class ConformerLayer(nn.Module):
     x = x + drop(ConvModule(self.hidden, self.conv_kernel, self.causal_conv, self.norm_eps,
                             self.dtype, name="conv")(ln("norm_conv")(x), paddings))
     x = x + 0.5 * drop(ffn("ffn2")(ln("norm_ffn2")(x), deterministic))
-    x = ln("norm_out")(x) * (1.0 - paddings)[..., None].astype(x.dtype)
+    if self.final_norm:
+      x = ln("norm_out")(x)
+    x = x * (1.0 - paddings)[..., None].astype(x.dtype)
     return nn.with_logical_constraint(x, ("batch", "act_length", "act_embed"))
 
 

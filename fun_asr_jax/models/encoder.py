@@ -38,6 +38,7 @@ class EncoderConfig:
   chunk_size: int = 0  # frames after subsampling; 0 = offline
   left_chunks: int = -1
   causal_conv: bool = False
+  block_final_norm: bool = True  # conformer: LayerNorm closing each block (post-LN-like)
   remat: str = "none"
   dtype: str = "float32"
 
@@ -96,7 +97,10 @@ class ConformerEncoder(nn.Module):
               num_heads=c.num_heads, mlp_dim=c.mlp_dim, conv_kernel=c.kernel_size,
               position=c.position, chunk_size=c.chunk_size, left_chunks=c.left_chunks,
               causal_conv=c.causal_conv, norm_eps=c.norm_eps, dropout=c.dropout,
-              dtype=dtype)(x, paddings, deterministic)
+              final_norm=c.block_final_norm, dtype=dtype)(x, paddings, deterministic)
+    if not c.block_final_norm:  # pre-LN: one LayerNorm on the stack's output
+      x = LayerNorm(c.norm_eps, dtype=dtype, name="after_norm")(x)
+      x = x * (1.0 - paddings)[..., None].astype(x.dtype)
     return x, paddings
 
 
