@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fun_asr_jax.text import normalize as norm
 
 SPACE = 32
 _HASH_MUL = np.uint32(1000003)
@@ -225,7 +224,3 @@ def edit_distance(a, a_len, b, b_len):
   (_, keep), _ = jax.lax.scan(step, (row0, row0), jnp.arange(a.shape[1]))
   return jnp.take_along_axis(keep, b_len[:, None], axis=1)[:, 0]
 
-
-def host_units(text: str) -> list[str]:
-  """The host-side units the device path reproduces (for tests and reports)."""
-  return norm.mixed_units(text)
