@@ -10,6 +10,7 @@ are scored on the unseen speaker. aishell: an 80/20 split by utterance of
 ../shared/data/aishell, scored by CER. Results go to WORKDIR/accuracy_<task>.json.
 """
 
+import ast
 import json
 import os
 import random
@@ -34,10 +35,14 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/bench_accuracy", "Scratch and re
 _TASK = flags.DEFINE_enum("task", "digits", ["digits", "aishell"], "Which corpus.")
 _SIZE = flags.DEFINE_enum("size", "small", ["tiny", "small"], "Model preset.")
 _MINUTES = flags.DEFINE_float("minutes", 30.0, "Training time budget (2 CPU cores).")
-_STEPS = flags.DEFINE_integer("steps", 1600, "Schedule length (training stops at the budget).")
+_STEPS = flags.DEFINE_integer("steps", 6000, "Schedule length (training stops at the budget).")
 _TEST_SPEAKER = flags.DEFINE_enum("test_speaker", "theo", list(SPEAKERS), "Held-out speaker.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 4000, "Training sequences.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 300, "Test sequences.")
+_SET = flags.DEFINE_multi_string("set", [], "Config overrides KEY=VALUE (as --config.KEY=VALUE "
+                                  "on launch/train.py), e.g. --set=model.llm.num_layers=4.")
+_RUN = flags.DEFINE_string("run", "", "Run folder name under --workdir (default "
+                           "run_TASK_SIZE); an existing run resumes.")
 _CTC_FIRST = flags.DEFINE_float("ctc_first", 0.0, "Share of the budget spent training the "
                                 "encoder with CTC alone before the joint stage (0 = none).")
 
@@ -88,7 +93,27 @@ def config(manifests, task, stage="s0"):
   c.optim.update(lr=1e-3, warmup_steps=100)
   c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
                  time_limit_minutes=_MINUTES.value)
+  for item in _SET.value:
+    apply_override(c, item)
   return c
+
+
+def apply_override(c, item):
+  """'a.b=VALUE' sets c.a.b, parsing VALUE as a Python literal when it is one."""
+  key, sep, text = item.partition("=")
+  if not sep:
+    raise ValueError(f"--set={item!r}: expected KEY=VALUE")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  *parents, leaf = key.split(".")
+  node = c
+  for name in parents:
+    node = node[name]
+  if leaf not in node:
+    raise ValueError(f"--set={item!r}: config has no field {key!r}")
+  node[leaf] = value
 
 
 def score(workdir, manifest, path, task):
@@ -108,7 +133,7 @@ def main(argv):
   os.makedirs(root, exist_ok=True)
   task = _TASK.value
   manifests = digits_corpus(root) if task == "digits" else aishell_corpus(root)
-  run = os.path.join(root, f"run_{task}_{_SIZE.value}")
+  run = os.path.join(root, _RUN.value or f"run_{task}_{_SIZE.value}")
   t = time.time()
   c = config(manifests, task)
   if _CTC_FIRST.value > 0:  # the paper's order: the encoder learns acoustics first

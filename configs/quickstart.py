@@ -9,14 +9,14 @@ from configs import base, ctc, grpo, pretrain_bestrq, sft
 # (name, builder, steps); the LLM is trained from scratch in s0 because no pretrained
 # Qwen3 can be downloaded here; s1..s4 then fine-tune as the paper's stages do.
 STAGES = (
-    ("bestrq", lambda size: pretrain_bestrq.get_config(size), 40),
-    ("ctc", lambda size: ctc.get_config(size), 100),
-    ("s0", lambda size: sft.get_config(f"s0,{size}"), 150),
-    ("s1", lambda size: sft.get_config(f"s1,{size}"), 20),
-    ("s2", lambda size: sft.get_config(f"s2,{size}"), 20),
-    ("s3", lambda size: sft.get_config(f"s3,{size}"), 20),
-    ("s4", lambda size: sft.get_config(f"s4,{size}"), 20),
-    ("s5", lambda size: sft.get_config(f"s5,{size}"), 30),
+    ("bestrq", lambda size: pretrain_bestrq.get_config(size), 100),
+    ("ctc", lambda size: ctc.get_config(size), 300),
+    ("s0", lambda size: sft.get_config(f"s0,{size}"), 900),
+    ("s1", lambda size: sft.get_config(f"s1,{size}"), 40),
+    ("s2", lambda size: sft.get_config(f"s2,{size}"), 40),
+    ("s3", lambda size: sft.get_config(f"s3,{size}"), 40),
+    ("s4", lambda size: sft.get_config(f"s4,{size}"), 40),
+    ("s5", lambda size: sft.get_config(f"s5,{size}"), 60),
     ("grpo", lambda size: grpo.get_config(size), 20),
 )
 

@@ -94,12 +94,17 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOConfig):
 
 
 # -- model pieces ---------------------------------------------------------------------------
-def audio_embeddings(model: FunASR, params, batch):
-  """Frontend + encoder + adaptor on the `[B]` utterances: `[B, Ta, D]`."""
+def encode(model: FunASR, params, batch):
+  """Frontend + encoder on the `[B]` utterances: (enc `[B, Te, E]`, paddings `[B, Te]`)."""
   v = {"params": params}
   feats, pads = model.apply(v, batch["waveform"], batch["wave_lengths"], method=FunASR.features)
-  enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
-  audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
+  return model.apply(v, feats, pads, method=FunASR.encode)
+
+
+def audio_embeddings(model: FunASR, params, batch, encoded=None):
+  """Adaptor output `[B, Ta, D]`; `encoded` (from `encode`) skips the encoder when given."""
+  enc, enc_pads = encode(model, params, batch) if encoded is None else encoded
+  audio, _ = model.apply({"params": params}, enc, enc_pads, method=FunASR.adapt)
   return audio
 
 
@@ -109,7 +114,8 @@ def prompt_only(batch):
   return batch["tokens"], batch["audio_mask"] & (pads < 0.5), pads
 
 
-def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad_id: int):
+def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad_id: int,
+            encoded=None):
   """G sampled responses per utterance; the audio is encoded once and shared by its group.
 
   Returns:
@@ -117,7 +123,7 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
   """
   v = {"params": params}
   g = cfg.group_size
-  audio = audio_embeddings(model, params, batch)  # [B, Ta, D]
+  audio = audio_embeddings(model, params, batch, encoded)  # [B, Ta, D]
   tokens, audio_mask, pads = prompt_only(batch)
   embeds = model.apply(v, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
   embeds, pads = jnp.repeat(embeds, g, axis=0), jnp.repeat(pads, g, axis=0)  # [B·G, S, ...]
@@ -141,14 +147,15 @@ def response_layout(ro, eos_id: int):
   return tokens, mask
 
 
-def response_logprobs(model: FunASR, params, batch, response, mask, group_size: int):
+def response_logprobs(model: FunASR, params, batch, response, mask, group_size: int,
+                      encoded=None):
   """Teacher-forced log-probs and entropies `[B·G, N]` of the responses.
 
   Sequence = [prompt (right-padded to S) | response]; the first response token is predicted
   from the last real prompt position, the others from the position before them.
   """
   v = {"params": params}
-  audio = jnp.repeat(audio_embeddings(model, params, batch), group_size, axis=0)
+  audio = jnp.repeat(audio_embeddings(model, params, batch, encoded), group_size, axis=0)
   tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0) for x in prompt_only(batch))
   bg, s = tokens.shape
   n = response.shape[1]
@@ -187,24 +194,30 @@ def batch_rewards(ro, batch, tables, cfg: GRPOConfig):
 
 def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model: FunASR,
                cfg: GRPOConfig, tx: optax.GradientTransformation, lr_fn, eos_id: int,
-               pad_id: int):
-  """One rollout batch: sample, score, then `num_updates` clipped-policy updates."""
+               pad_id: int, encoder_frozen: bool = False, trainable=None):
+  """One rollout batch: sample, score, then `num_updates` clipped-policy updates.
+
+  With `encoder_frozen` (the encoder is not trained, so policy and reference share it) the
+  frontend and encoder run once for the whole step instead of once per pass.
+  """
   rng = jax.random.fold_in(state.rng, state.step)
   params0 = jax.lax.stop_gradient(state.params)
-  ro = rollout(model, params0, batch, rng, cfg, eos_id, pad_id)
+  enc = jax.lax.stop_gradient(encode(model, params0, batch)) if encoder_frozen else None
+  ro = rollout(model, params0, batch, rng, cfg, eos_id, pad_id, enc)
   reward, terms = batch_rewards(ro, batch, tables, cfg)
   adv = group_advantages(reward, cfg.group_size)
   response, mask = response_layout(ro, eos_id)
   g = cfg.group_size
   # one update per rollout: the sampling policy is the current one, so old = sg(logp)
-  old_logp = (response_logprobs(model, params0, batch, response, mask, g)[0]
+  old_logp = (response_logprobs(model, params0, batch, response, mask, g, enc)[0]
               if cfg.num_updates > 1 else None)
   ref_logp = (jax.lax.stop_gradient(
-      response_logprobs(model, ref_params, batch, response, mask, g)[0])
+      response_logprobs(model, ref_params, batch, response, mask, g, enc)[0])
               if cfg.beta > 0 else None)
 
   def loss_fn(params):
-    logp, entropy = response_logprobs(model, params, batch, response, mask, g)
+    params = state_lib.freeze(params, trainable)
+    logp, entropy = response_logprobs(model, params, batch, response, mask, g, enc)
     old = jax.lax.stop_gradient(logp) if old_logp is None else old_logp
     ref = jax.lax.stop_gradient(logp) if ref_logp is None else ref_logp
     loss, m = policy_loss(logp, old, ref, adv, mask, cfg)

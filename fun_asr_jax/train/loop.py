@@ -263,12 +263,12 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   # -- step --
   model = steps.training_model(mc, cfg.data.dither)
   if cfg.objective == "grpo":
-    step_fn, extra = grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh)
+    step_fn, extra = grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask)
   else:
     extra = ()
     step_fn = jax.jit(
         lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                      lr_fn=state_lib.schedule(cfg)),
+                                      lr_fn=state_lib.schedule(cfg), trainable=mask),
         in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
         out_shardings=(shardings, None), donate_argnums=(0,))
   peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
@@ -368,7 +368,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
           "compiled_programs": len(flops_by_shape), "preempted": stop["flag"]}
 
 
-def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh):
+def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask):
   """The jitted GRPO step and its extra inputs: the reference policy and the unit tables.
 
   The reference is the policy GRPO starts from (`init_from` merged into a fresh state),
@@ -385,10 +385,12 @@ def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh):
   tables = jax.device_put(units_lib.build_tables(tokenizer).as_arrays(),
                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
+  encoder_frozen = not any(jax.tree.leaves(mask.get("encoder", {})))
   step_fn = jax.jit(
       lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
                                          lr_fn=state_lib.schedule(cfg),
-                                         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id),
+                                         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+                                         encoder_frozen=encoder_frozen, trainable=mask),
       in_shardings=(shardings, mesh_lib.batch_sharding(mesh),
                     shardings.params if ref_params is not None else None, None),
       out_shardings=(shardings, None), donate_argnums=(0,))

@@ -54,6 +54,18 @@ def trainable_mask(params, trainable: tuple[str, ...]):
   return jax.tree_util.tree_map_with_path(is_trainable, params)
 
 
+def freeze(params, mask):
+  """`params` with every leaf outside `mask` behind stop_gradient.
+
+  Differentiating this instead of `params` means frozen weights get symbolic-zero gradients:
+  no weight-gradient matmuls for them, and no backward pass at all through a frozen part
+  nothing trainable sits below (the encoder in s1, s3 and GRPO). The optimizer still masks.
+  """
+  if mask is None:
+    return params
+  return jax.tree.map(lambda p, m: p if m else jax.lax.stop_gradient(p), params, mask)
+
+
 def schedule(cfg) -> optax.Schedule:
   """Linear warmup then cosine (or constant) decay."""
   o = cfg.optim

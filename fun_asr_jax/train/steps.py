@@ -114,11 +114,13 @@ LOSSES = {"sft": sft_loss, "ctc": ctc_loss, "bestrq": bestrq_loss}
 
 
 def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossConfig,
-               tx: optax.GradientTransformation, lr_fn):
+               tx: optax.GradientTransformation, lr_fn, trainable=None):
+  """One update; `trainable` (the optimizer's bool mask) skips frozen parts' gradients."""
   loss_fn = LOSSES[lc.objective]
   rng = jax.random.fold_in(state.rng, state.step)
-  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params, batch, rng, model, lc)
+  (loss, metrics), grads = jax.value_and_grad(
+      lambda p: loss_fn(state_lib.freeze(p, trainable), batch, rng, model, lc), has_aux=True)(
+          state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   consecutive, total = state_lib.nonfinite_counts(opt_state)

@@ -159,6 +159,38 @@ def test_encoder_runs_once_per_utterance_not_per_sample(setup):
   assert sizes and set(sizes) == {B}, sizes  # the conformer's convolutions see B rows
 
 
+def test_frozen_encoder_runs_once_per_step_with_identical_results(setup):
+  """With the encoder outside the optimizer (configs/grpo.py), one encoder pass serves the
+  rollout, the reference and the policy passes: same params and metrics, fewer convs."""
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=4, beta=0.1, num_updates=2)
+  trainable = jax.tree_util.tree_map_with_path(
+      lambda path, _: not str(path[0].key).startswith("encoder"), params)
+  # SGD: parameter differences stay proportional to gradient differences (Adam would blow
+  # float noise on near-zero gradients up to full-size steps)
+  tx = optax.apply_if_finite(optax.masked(optax.sgd(1e-2), trainable), 10)
+  tables = units.build_tables(TOK).as_arrays()
+  ref = jax.tree.map(lambda x: x * 1.01, params)  # a reference that differs off the encoder
+  ref["encoder"] = params["encoder"]
+
+  def step(shared):
+    state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                                 rng=jax.random.key(0))
+    return lambda s=state: grpo.train_step(
+        s, ref, batch, tables, model=model, cfg=gcfg, tx=tx, lr_fn=lambda _: 1e-2,
+        eos_id=TOK.eos_id, pad_id=TOK.pad_id, encoder_frozen=shared, trainable=trainable)
+
+  (s_a, m_a), (s_b, m_b) = jax.jit(step(False))(), jax.jit(step(True))()
+  for k in ("loss", "kl", "reward", "entropy", "grad_norm"):
+    np.testing.assert_allclose(float(m_a[k]), float(m_b[k]), rtol=1e-4, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(s_a.params), jax.tree.leaves(s_b.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  per_pass = len(_conv_batch_sizes(jax.make_jaxpr(step(False))().jaxpr, []))
+  shared = len(_conv_batch_sizes(jax.make_jaxpr(step(True))().jaxpr, []))
+  assert shared < per_pass / 2, (shared, per_pass)  # rollout + old + ref + update -> once
+
+
 def test_config_errors_name_the_field():
   with pytest.raises(ValueError, match="rl.group_size"):
     grpo.GRPOConfig(group_size=1).validate()

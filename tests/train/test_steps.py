@@ -1,0 +1,54 @@
+"""The SFT step only differentiates what the stage trains."""
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+from configs import models, sft
+from fun_asr_jax.models.fun_asr import dummy_batch, init_params
+from fun_asr_jax.train import state as state_lib
+from fun_asr_jax.train import steps
+from tests.rl.test_grpo import _conv_batch_sizes
+
+
+@pytest.fixture(scope="module")
+def setup():
+  cfg = models.model_config("tiny")
+  params = flax.linen.meta.unbox(init_params(cfg, jax.random.key(0), 2)["params"])
+  batch = dummy_batch(cfg, 2)
+  rng = np.random.default_rng(0)
+  batch["waveform"] = rng.normal(0, 0.1, batch["waveform"].shape).astype(np.float32)
+  batch["tokens"] = rng.integers(3, 200, batch["tokens"].shape).astype(np.int32)
+  batch["target_mask"] = ~batch["audio_mask"]
+  batch["target_mask"][:, :2] = False
+  batch["ctc_labels"] = rng.integers(3, 200, (2, 5)).astype(np.int32)
+  batch["ctc_label_paddings"] = np.zeros((2, 5), np.float32)
+  return cfg, params, batch
+
+
+def test_frozen_parts_get_zero_gradients_and_no_backward_pass(setup):
+  cfg, params, batch = setup
+  model = steps.training_model(cfg, 0.0)
+  lc = steps.LossConfig(objective="sft", ctc_weight=0.3)
+  mask = state_lib.trainable_mask(params, sft.TRAINABLE["s1"])  # adaptor only
+  grad = lambda m: jax.grad(lambda p: steps.sft_loss(state_lib.freeze(p, m), batch,
+                                                     jax.random.key(1), model, lc)[0])(params)
+  full, frozen = grad(None), grad(mask)
+  for (path, g_full), g_frozen, m in zip(jax.tree_util.tree_leaves_with_path(full),
+                                         jax.tree.leaves(frozen), jax.tree.leaves(mask)):
+    if m:  # trainable leaves: the same gradient as differentiating everything
+      np.testing.assert_allclose(np.asarray(g_frozen), np.asarray(g_full), rtol=1e-5,
+                                 atol=1e-7, err_msg=jax.tree_util.keystr(path))
+    else:
+      assert not np.any(np.asarray(g_frozen)), jax.tree_util.keystr(path)
+
+  c = sft.get_config("s1,tiny")
+  tx = state_lib.make_optimizer(c, mask)
+  state = state_lib.TrainState(step=np.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  program = lambda m: jax.make_jaxpr(lambda s: steps.train_step(
+      s, batch, model=model, lc=lc, tx=tx, lr_fn=lambda _: 1e-3, trainable=m))(state).jaxpr
+  # the encoder's convolutions run forward only: no transposed (gradient) convolutions
+  n_all, n_s1 = len(_conv_batch_sizes(program(None), [])), len(_conv_batch_sizes(program(mask), []))
+  assert n_s1 < n_all / 2, (n_s1, n_all)
