@@ -11,7 +11,7 @@ from configs import base, ctc, grpo, pretrain_bestrq, sft
 STAGES = (
     ("bestrq", lambda size: pretrain_bestrq.get_config(size), 100),
     ("ctc", lambda size: ctc.get_config(size), 300),
-    ("s0", lambda size: sft.get_config(f"s0,{size}"), 900),
+    ("s0", lambda size: sft.get_config(f"s0,{size}"), 700),
     ("s1", lambda size: sft.get_config(f"s1,{size}"), 40),
     ("s2", lambda size: sft.get_config(f"s2,{size}"), 40),
     ("s3", lambda size: sft.get_config(f"s3,{size}"), 40),
