@@ -194,12 +194,15 @@ def batch_rewards(ro, batch, tables, cfg: GRPOConfig):
 
 def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model: FunASR,
                cfg: GRPOConfig, tx: optax.GradientTransformation, lr_fn, eos_id: int,
-               pad_id: int, encoder_frozen: bool = False, trainable=None):
+               pad_id: int, trainable=None, encoder_frozen: bool | None = None):
   """One rollout batch: sample, score, then `num_updates` clipped-policy updates.
 
-  With `encoder_frozen` (the encoder is not trained, so policy and reference share it) the
-  frontend and encoder run once for the whole step instead of once per pass.
+  `trainable` is the optimizer's bool mask. When the encoder is frozen (by default: no
+  encoder leaf in `trainable`), policy and reference share it, so the frontend and encoder
+  run once for the whole step instead of once per pass.
   """
+  if encoder_frozen is None:
+    encoder_frozen = trainable is not None and not any(jax.tree.leaves(trainable["encoder"]))
   rng = jax.random.fold_in(state.rng, state.step)
   params0 = jax.lax.stop_gradient(state.params)
   enc = jax.lax.stop_gradient(encode(model, params0, batch)) if encoder_frozen else None

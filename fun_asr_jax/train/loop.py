@@ -385,12 +385,11 @@ def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask):
   tables = jax.device_put(units_lib.build_tables(tokenizer).as_arrays(),
                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
-  encoder_frozen = not any(jax.tree.leaves(mask.get("encoder", {})))
   step_fn = jax.jit(
       lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
                                          lr_fn=state_lib.schedule(cfg),
                                          eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                                         encoder_frozen=encoder_frozen, trainable=mask),
+                                         trainable=mask),
       in_shardings=(shardings, mesh_lib.batch_sharding(mesh),
                     shardings.params if ref_params is not None else None, None),
       out_shardings=(shardings, None), donate_argnums=(0,))

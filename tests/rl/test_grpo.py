@@ -15,6 +15,7 @@ from fun_asr_jax.rl import grpo, rewards, units
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.tokenizer import Tokenizer
 from fun_asr_jax.train import state as state_lib
+from tests.jaxprs import conv_batch_sizes
 
 TOK = Tokenizer.byte_level()
 B, G = 2, 3
@@ -124,27 +125,6 @@ def test_fixed_rng_gives_identical_rollouts(setup):
   assert a["tokens"].shape == (B * G, 8)
 
 
-def _sub_jaxprs(value):
-  if hasattr(value, "eqns"):
-    yield value
-  elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # ClosedJaxpr
-    yield value.jaxpr
-  elif isinstance(value, (tuple, list)):
-    for v in value:
-      yield from _sub_jaxprs(v)
-
-
-def _conv_batch_sizes(jaxpr, out):
-  """Batch sizes of every convolution in a program, nested programs included."""
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "conv_general_dilated":
-      out.append(eqn.invars[0].aval.shape[0])
-    for value in eqn.params.values():
-      for sub in _sub_jaxprs(value):
-        _conv_batch_sizes(sub, out)
-  return out
-
-
 def test_encoder_runs_once_per_utterance_not_per_sample(setup):
   cfg, params, batch = setup
   model = FunASR(cfg)
@@ -155,7 +135,7 @@ def test_encoder_runs_once_per_utterance_not_per_sample(setup):
   tables = units.build_tables(TOK).as_arrays()
   step = lambda s: grpo.train_step(s, params, batch, tables, model=model, cfg=gcfg, tx=tx,
                                    lr_fn=lambda _: 1e-3, eos_id=TOK.eos_id, pad_id=TOK.pad_id)
-  sizes = _conv_batch_sizes(jax.make_jaxpr(step)(state).jaxpr, [])
+  sizes = conv_batch_sizes(jax.make_jaxpr(step)(state).jaxpr, [])
   assert sizes and set(sizes) == {B}, sizes  # the conformer's convolutions see B rows
 
 
@@ -186,8 +166,8 @@ def test_frozen_encoder_runs_once_per_step_with_identical_results(setup):
     np.testing.assert_allclose(float(m_a[k]), float(m_b[k]), rtol=1e-4, atol=1e-6)
   for a, b in zip(jax.tree.leaves(s_a.params), jax.tree.leaves(s_b.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
-  per_pass = len(_conv_batch_sizes(jax.make_jaxpr(step(False))().jaxpr, []))
-  shared = len(_conv_batch_sizes(jax.make_jaxpr(step(True))().jaxpr, []))
+  per_pass = len(conv_batch_sizes(jax.make_jaxpr(step(False))().jaxpr, []))
+  shared = len(conv_batch_sizes(jax.make_jaxpr(step(True))().jaxpr, []))
   assert shared < per_pass / 2, (shared, per_pass)  # rollout + old + ref + update -> once
 
 

@@ -9,7 +9,7 @@ from configs import models, sft
 from fun_asr_jax.models.fun_asr import dummy_batch, init_params
 from fun_asr_jax.train import state as state_lib
 from fun_asr_jax.train import steps
-from tests.rl.test_grpo import _conv_batch_sizes
+from tests.jaxprs import conv_batch_sizes
 
 
 @pytest.fixture(scope="module")
@@ -50,5 +50,5 @@ def test_frozen_parts_get_zero_gradients_and_no_backward_pass(setup):
   program = lambda m: jax.make_jaxpr(lambda s: steps.train_step(
       s, batch, model=model, lc=lc, tx=tx, lr_fn=lambda _: 1e-3, trainable=m))(state).jaxpr
   # the encoder's convolutions run forward only: no transposed (gradient) convolutions
-  n_all, n_s1 = len(_conv_batch_sizes(program(None), [])), len(_conv_batch_sizes(program(mask), []))
+  n_all, n_s1 = len(conv_batch_sizes(program(None), [])), len(conv_batch_sizes(program(mask), []))
   assert n_s1 < n_all / 2, (n_s1, n_all)
