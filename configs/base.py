@@ -53,11 +53,15 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "speeds": (0.9, 1.1), "gain_prob": 0.0, "gain_db": (-6.0, 6.0),
       "noise_only_prob": 0.0, "truncate_prob": 0.0})
   c.data.spec_augment = False
+  c.data.specaug = ml_collections.ConfigDict({  # in-graph masks (when spec_augment)
+      "num_freq_masks": 2, "max_freq_width": 27, "num_time_masks": 2, "max_time_ratio": 0.05})
+  c.data.vtln_warp = 0.0  # in-graph VTLN: per-utterance warp ~ U[1 - x, 1 + x]; 0 = off
   c.data.dither = 1.0  # Kaldi dither while training (0 at eval)
 
   c.optim = ml_collections.ConfigDict({
       "lr": 1e-3, "warmup_steps": 100, "decay": "cosine", "end_lr_ratio": 0.05,
-      "weight_decay": 0.01, "b1": 0.9, "b2": 0.98, "clip_norm": 1.0, "grad_accum": 1})
+      "weight_decay": 0.01, "b1": 0.9, "b2": 0.98, "clip_norm": 1.0, "grad_accum": 1,
+      "ema_decay": 0.0})  # > 0: keep a parameter EMA; evaluation and exports use it
   c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3})
 
   c.train = ml_collections.ConfigDict({
@@ -84,10 +88,14 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")
   need(c.optim.lr > 0, "optim.lr", "must be positive")
+  need(0.0 <= c.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1) (0 = off)")
   need(c.optim.grad_accum >= 1, "optim.grad_accum", "must be >= 1")
   need(0 <= c.optim.warmup_steps, "optim.warmup_steps", "must be >= 0")
   need(len(c.data.bucket_seconds) == len(c.data.bucket_tokens), "data.bucket_tokens",
        "needs one entry per data.bucket_seconds")
+  need(0.0 <= c.data.vtln_warp < 0.5, "data.vtln_warp", "must be in [0, 0.5)")
+  need(c.data.specaug.max_time_ratio <= 0.5 and min(c.data.specaug.to_dict().values()) >= 0,
+       "data.specaug", "mask counts and sizes must be >= 0, max_time_ratio <= 0.5")
   need(c.eval.path in ("llm", "ctc"), "eval.path", "expected llm or ctc")
   need(c.train.save_every >= 0 and c.train.keep >= 1, "train.keep", "must be >= 1")
   return c

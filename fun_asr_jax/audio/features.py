@@ -99,6 +99,54 @@ def mel_banks(opts: FbankOptions) -> np.ndarray:
   return banks
 
 
+def _inverse_mel(mel):
+  return 700.0 * (jnp.exp(mel / 1127.0) - 1.0)
+
+
+def vtln_warp_freq(freq, warp, low: float, high: float, vtln_low: float, vtln_high: float):
+  """Kaldi's piecewise-linear VTLN frequency warp (`VtlnWarpFreq`), broadcasting.
+
+  Between the cutoffs frequencies scale by 1/warp; outside them straight lines keep
+  `low` and `high` fixed, so the filterbank's band stays where it was.
+  """
+  lo_cut, hi_cut = vtln_low * jnp.maximum(1.0, warp), vtln_high * jnp.minimum(1.0, warp)
+  scale = 1.0 / warp
+  left = low + (scale * lo_cut - low) / (lo_cut - low) * (freq - low)
+  right = high + (high - scale * hi_cut) / (high - hi_cut) * (freq - high)
+  out = jnp.where(freq < lo_cut, left, jnp.where(freq < hi_cut, scale * freq, right))
+  return jnp.where((freq < low) | (freq > high), freq, out)
+
+
+def warped_mel_banks(opts: FbankOptions, warp, vtln_low: float = 100.0,
+                     vtln_high: float = -500.0):
+  """`mel_banks` with Kaldi's VTLN warp of the filter edges, one warp per row.
+
+  warp `[B]` -> `[B, fft_size // 2 + 1, num_mel_bins]`. Warping the filters (vocal tract
+  length perturbation) simulates other speakers' formant positions; Kaldi's cutoff
+  defaults (100 Hz, Nyquist - 500 Hz) apply.
+  """
+  nyquist = 0.5 * opts.sample_rate
+  high = opts.high_freq if opts.high_freq > 0 else nyquist + opts.high_freq
+  vtln_high = vtln_high if vtln_high > 0 else nyquist + vtln_high
+  num_fft_bins = opts.fft_size // 2
+  mel_low, mel_high = _mel(opts.low_freq), _mel(high)
+  delta = (mel_high - mel_low) / (opts.num_mel_bins + 1)
+  warp = jnp.asarray(warp, jnp.float32)[:, None, None]  # [B, 1, 1]
+
+  def edge(offset):  # [B, 1, M] warped edge on the mel scale
+    m = jnp.asarray(mel_low + delta * (np.arange(opts.num_mel_bins) + offset), jnp.float32)
+    f = vtln_warp_freq(_inverse_mel(m)[None, None, :], warp, opts.low_freq, high,
+                       vtln_low, vtln_high)
+    return 1127.0 * jnp.log1p(f / 700.0)
+
+  left, center, right = edge(0), edge(1), edge(2)
+  mel = _mel(np.arange(num_fft_bins) * opts.sample_rate / opts.fft_size)
+  mel = jnp.asarray(mel, jnp.float32)[None, :, None]  # [1, F, 1]
+  up, down = (mel - left) / (center - left), (right - mel) / (right - center)
+  weights = jnp.where((mel > left) & (mel < right), jnp.where(mel <= center, up, down), 0.0)
+  return jnp.pad(weights, ((0, 0), (0, 1), (0, 0)))  # the Nyquist row is zero
+
+
 def _frame(waveform, opts: FbankOptions, max_frames: int):
   """[B, N] -> [B, max_frames, window_size] by gathering strided windows."""
   if opts.snip_edges:
@@ -108,7 +156,7 @@ def _frame(waveform, opts: FbankOptions, max_frames: int):
   raise NotImplementedError("snip_edges=False is not supported: Fun-ASR uses snip_edges=True")
 
 
-def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None):
+def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None, warp=None):
   """Kaldi log-mel filterbank of a padded batch.
 
   Args:
@@ -117,6 +165,7 @@ def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None):
     lengths: `[B]` number of valid samples per row.
     opts: frontend options.
     rng: PRNG key, needed when `opts.dither > 0`.
+    warp: optional `[B]` VTLN warp factors (training augmentation; None = no warp).
 
   Returns:
     `(features [B, T, num_mel_bins], paddings [B, T])`; T = frames of the longest row.
@@ -140,7 +189,11 @@ def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None):
   frames = frames * window_function(opts)
   spec = jnp.fft.rfft(frames, n=opts.fft_size, axis=-1)  # [B, T, F+1]
   power = spec.real**2 + spec.imag**2
-  mel = jnp.einsum("btf,fm->btm", power, mel_banks(opts), precision=jax.lax.Precision.HIGHEST)
+  if warp is None:
+    mel = jnp.einsum("btf,fm->btm", power, mel_banks(opts), precision=jax.lax.Precision.HIGHEST)
+  else:
+    mel = jnp.einsum("btf,bfm->btm", power, warped_mel_banks(opts, warp),
+                     precision=jax.lax.Precision.HIGHEST)
   feats = jnp.log(jnp.maximum(mel, _FLT_EPSILON))
   valid = jnp.arange(max_frames)[None, :] < num_frames(lengths, opts)[:, None]
   paddings = 1.0 - valid.astype(jnp.float32)

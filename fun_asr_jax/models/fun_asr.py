@@ -133,10 +133,13 @@ class FunASR(nn.Module):
     self.llm = Qwen3(c.llm, name="llm")
 
   # -- audio side ---------------------------------------------------------------------
-  def features(self, waveform, lengths, rng=None):
-    """waveform `[B, N]` in [-1, 1], lengths `[B]` -> (feats `[B, T, F]`, paddings)."""
+  def features(self, waveform, lengths, rng=None, warp=None):
+    """waveform `[B, N]` in [-1, 1], lengths `[B]` -> (feats `[B, T, F]`, paddings).
+
+    `warp [B]`: VTLP factors for training (see `features.warped_mel_banks`).
+    """
     fc = self.cfg.frontend
-    feats, pads = F.fbank(waveform * fc.waveform_scale, lengths, fc.fbank, rng=rng)
+    feats, pads = F.fbank(waveform * fc.waveform_scale, lengths, fc.fbank, rng=rng, warp=warp)
     if fc.lfr_m > 1 or fc.lfr_n > 1:
       feats, pads = F.apply_lfr(feats, pads, fc.lfr_m, fc.lfr_n)
     if fc.cmvn_mean:

@@ -194,7 +194,8 @@ def batch_rewards(ro, batch, tables, cfg: GRPOConfig):
 
 def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model: FunASR,
                cfg: GRPOConfig, tx: optax.GradientTransformation, lr_fn, eos_id: int,
-               pad_id: int, trainable=None, encoder_frozen: bool | None = None):
+               pad_id: int, trainable=None, encoder_frozen: bool | None = None,
+               ema_decay: float = 0.0):
   """One rollout batch: sample, score, then `num_updates` clipped-policy updates.
 
   `trainable` is the optimizer's bool mask. When the encoder is frozen (by default: no
@@ -247,4 +248,6 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                     ("accuracy", "keywords", "hallucination", "language")},
                  hallucinated=mean(terms["hallucinated"]), loops=mean(terms["loop"]),
                  unit_error_rate=terms["errors"].sum() / jnp.maximum(terms["ref_units"].sum(), 1))
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+  ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       ema=ema), metrics

@@ -23,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from fun_asr_jax.models.fun_asr import ModelConfig
+from fun_asr_jax.train import state as state_lib
 
 
 def save_model(folder: str, params, cfg: ModelConfig, tokenizer=None, meta: dict | None = None,
@@ -76,7 +77,9 @@ def load_model(folder: str):
 
 # ---------------------------------------------------------------------------------------
 # Training checkpoints: Orbax CheckpointManager in WORKDIR/checkpoints.
-#   params  model parameters (what init_from and the inference commands read)
+#   params  model parameters
+#   ema     their moving average, when optim.ema_decay > 0 (then what init_from and the
+#           inference commands read instead of params)
 #   opt     step, optimizer state, rng
 #   data    grain iterator state (exact resume of the input pipeline)
 #   config  the run's config (JSON)
@@ -100,6 +103,8 @@ class TrainCheckpointer:
     items = {"params": ocp.args.StandardSave(state.params),
              "opt": ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state,
                                            "rng": jax.random.key_data(state.rng)})}
+    if state.ema is not None:
+      items["ema"] = ocp.args.StandardSave(state.ema)
     if data_iterator is not None:
       import grain  # pylint: disable=import-outside-toplevel
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
@@ -120,13 +125,19 @@ class TrainCheckpointer:
     items = {"params": ocp.args.StandardRestore(target(abstract_state.params,
                                                        shardings.params)),
              "opt": ocp.args.StandardRestore(opt_abstract)}
+    has_ema = "ema" in self.manager.item_metadata(step)
+    if abstract_state.ema is not None and has_ema:
+      items["ema"] = ocp.args.StandardRestore(target(abstract_state.ema, shardings.ema))
     if data_iterator is not None:
       import grain  # pylint: disable=import-outside-toplevel
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     out = self.manager.restore(step, args=ocp.args.Composite(**items))
-    return abstract_state.replace(
+    state = abstract_state.replace(
         step=out["opt"]["step"], params=out["params"], opt_state=out["opt"]["opt_state"],
-        rng=jax.random.wrap_key_data(out["opt"]["rng"]))
+        rng=jax.random.wrap_key_data(out["opt"]["rng"]), ema=out.get("ema"))
+    if abstract_state.ema is not None and not has_ema:  # EMA switched on at a resume
+      state = state_lib.with_fresh_ema(state)
+    return state
 
   def wait(self):
     self.manager.wait_until_finished()
@@ -137,20 +148,26 @@ class TrainCheckpointer:
 
 
 def restore_params(workdir: str, step: int | None = None):
-  """Parameters of a training workdir's newest (or given) checkpoint, as host arrays."""
+  """Parameters of a training workdir's newest (or given) checkpoint, as host arrays.
+
+  The EMA of the parameters when the run kept one, else the parameters.
+  """
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"{workdir}: no checkpoints/ folder")
   mgr = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
-                              item_handlers={"params": ocp.StandardCheckpointHandler()})
+                              item_handlers={"params": ocp.StandardCheckpointHandler(),
+                                             "ema": ocp.StandardCheckpointHandler()})
   step = mgr.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"{directory}: no complete checkpoint")
   # Restore onto this host's first device whatever topology wrote it.
-  meta = mgr.item_metadata(step)["params"]
+  saved = mgr.item_metadata(step)
+  item = "ema" if "ema" in saved and saved["ema"] is not None else "params"
+  meta = saved[item]
   meta = getattr(meta, "tree", meta)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), meta)
-  out = mgr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target)))
+  out = mgr.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
   mgr.close()
-  return jax.tree.map(np.asarray, out["params"]), step
+  return jax.tree.map(np.asarray, out[item]), step

@@ -21,6 +21,7 @@ from absl import logging
 
 from configs import base as base_config
 from configs import models as model_presets
+from fun_asr_jax.audio.specaugment import SpecAugmentConfig
 from fun_asr_jax.data import augment as aug
 from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
@@ -130,7 +131,8 @@ def loss_config(cfg) -> steps.LossConfig:
                                     if k != "init_from_llm"})
   return steps.LossConfig(objective=cfg.objective, llm_weight=cfg.loss.llm_weight,
                           ctc_weight=cfg.loss.ctc_weight, spec_augment=cfg.data.spec_augment,
-                          bestrq=bq)
+                          specaug=SpecAugmentConfig(**cfg.data.specaug.to_dict()),
+                          vtln_warp=cfg.data.vtln_warp, bestrq=bq)
 
 
 def init_fn(mc: ModelConfig, lc: steps.LossConfig):
@@ -237,7 +239,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   if not any(jax.tree.leaves(mask)):
     raise ValueError(f"config.trainable={tuple(cfg.trainable)} matches no parameter")
   tx = state_lib.make_optimizer(cfg, mask)
-  factory = state_lib.StateFactory(init_fn(mc, lc), tx, mesh)
+  factory = state_lib.StateFactory(init_fn(mc, lc), tx, mesh, ema=cfg.optim.ema_decay > 0)
   abstract_state, shardings = factory.abstract()
   ckpt = ckpt_lib.TrainCheckpointer(workdir, cfg.train.keep, cfg.train.keep_every,
                                     cfg.train.async_checkpoint)
@@ -259,6 +261,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       logging.info("encoder seeded from LLM layers: %d tensors copied, %d skipped (shape)",
                    len(copied), len(skipped))
       state = state.replace(params=params)
+    state = state_lib.with_fresh_ema(state)  # the average starts from the initial weights
 
   # -- step --
   model = steps.training_model(mc, cfg.data.dither)
@@ -268,7 +271,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     extra = ()
     step_fn = jax.jit(
         lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                      lr_fn=state_lib.schedule(cfg), trainable=mask),
+                                      lr_fn=state_lib.schedule(cfg), trainable=mask,
+                                      ema_decay=cfg.optim.ema_decay),
         in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
         out_shardings=(shardings, None), donate_argnums=(0,))
   peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
@@ -333,7 +337,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
         t_last, steps_since, audio_s, tokens, flops_since = time.perf_counter(), 0, 0.0, 0.0, 0.0
       if eval_pipe is not None and (step % cfg.train.eval_every == 0 or
                                     step == cfg.train.num_steps):
-        final_eval = run_eval(cfg, mc, state.params, tokenizer, eval_pipe)
+        final_eval = run_eval(cfg, mc, state.ema if state.ema is not None else state.params,
+                              tokenizer, eval_pipe)
         writer.write(step, {k: v for k, v in final_eval.items() if k != "utterances"}, "eval")
         if is_main:
           logging.info("eval at step %d: WER %.4f CER %.4f MER %.4f (%d utterances)", step,
@@ -389,7 +394,7 @@ def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask):
       lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
                                          lr_fn=state_lib.schedule(cfg),
                                          eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                                         trainable=mask),
+                                         trainable=mask, ema_decay=cfg.optim.ema_decay),
       in_shardings=(shardings, mesh_lib.batch_sharding(mesh),
                     shardings.params if ref_params is not None else None, None),
       out_shardings=(shardings, None), donate_argnums=(0,))

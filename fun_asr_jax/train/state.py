@@ -28,6 +28,7 @@ class TrainState:
   params: Any
   opt_state: Any
   rng: jax.Array
+  ema: Any = None  # moving average of params when optim.ema_decay > 0 (what gets exported)
 
 
 def path_str(path) -> str:
@@ -64,6 +65,29 @@ def freeze(params, mask):
   if mask is None:
     return params
   return jax.tree.map(lambda p, m: p if m else jax.lax.stop_gradient(p), params, mask)
+
+
+def ema_decay_at(decay: float, step):
+  """The EMA decay at `step`: ramps up as (1 + t) / (10 + t) so early weights fade fast."""
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(ema, params, decay: float, step, mask=None):
+  """ema <- d·ema + (1 - d)·params; frozen leaves (mask False) just track params exactly."""
+  if ema is None:
+    return None
+  d = ema_decay_at(decay, step)
+  mask = jax.tree.map(lambda _: True, params) if mask is None else mask
+  return jax.tree.map(lambda e, p, m: (d * e + (1.0 - d) * p).astype(p.dtype) if m else p,
+                      ema, params, mask)
+
+
+def with_fresh_ema(state: TrainState) -> TrainState:
+  """The EMA restarted from the current params (after init or init_from)."""
+  if state.ema is None:
+    return state
+  return state.replace(ema=jax.tree.map(jnp.copy, state.params))
 
 
 def schedule(cfg) -> optax.Schedule:
@@ -105,13 +129,15 @@ class StateFactory:
   init_params: Any  # rng -> boxed params
   tx: optax.GradientTransformation
   mesh: jax.sharding.Mesh
+  ema: bool = False  # keep a parameter EMA (sharded like the params)
 
   def _boxed(self, rng):
     """State whose params and optimizer moments keep their logical-axis boxes."""
     rng, init_rng = jax.random.split(rng)
     boxed = self.init_params(init_rng)
     return TrainState(step=jnp.zeros((), jnp.int32), params=boxed,
-                      opt_state=self.tx.init(boxed), rng=rng)
+                      opt_state=self.tx.init(boxed), rng=rng,
+                      ema=jax.tree.map(lambda x: x + 0, boxed) if self.ema else None)
 
   def _init(self, rng):
     return nn.meta.unbox(self._boxed(rng))
@@ -124,4 +150,5 @@ class StateFactory:
 
   def create(self, rng):
     _, shardings = self.abstract()
-    return jax.jit(self._init, out_shardings=shardings)(rng), shardings
+    state = jax.jit(self._init, out_shardings=shardings)(rng)
+    return with_fresh_ema(state), shardings

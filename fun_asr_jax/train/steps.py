@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fun_asr_jax.audio.specaugment import spec_augment
+from fun_asr_jax.audio.specaugment import SpecAugmentConfig, spec_augment
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models.encoder import output_length
@@ -27,6 +27,8 @@ class LossConfig:
   llm_weight: float = 1.0
   ctc_weight: float = 0.0
   spec_augment: bool = False
+  specaug: SpecAugmentConfig = SpecAugmentConfig()
+  vtln_warp: float = 0.0  # per-utterance VTLN factor ~ U[1 - x, 1 + x] (0 = off)
   bestrq: bestrq_lib.BestRQConfig | None = None
 
 
@@ -37,12 +39,18 @@ def training_model(cfg: ModelConfig, dither: float) -> FunASR:
 
 
 def _features(model, params, batch, rng, lc: LossConfig):
-  k_dither, k_spec = jax.random.split(rng)
+  """Training features: dither, VTLN warping (other voices) and SpecAugment, all in-graph."""
+  k_dither, k_spec, k_warp = jax.random.split(rng, 3)
   dither_rng = k_dither if model.cfg.frontend.fbank.dither > 0 else None
+  warp = None
+  if lc.vtln_warp > 0:
+    b = batch["waveform"].shape[0]
+    warp = jax.random.uniform(k_warp, (b,), minval=1.0 - lc.vtln_warp,
+                              maxval=1.0 + lc.vtln_warp)
   feats, pads = model.apply(params, batch["waveform"], batch["wave_lengths"], dither_rng,
-                            method=FunASR.features)
+                            warp, method=FunASR.features)
   if lc.spec_augment:
-    feats = spec_augment(feats, pads, k_spec)
+    feats = spec_augment(feats, pads, k_spec, lc.specaug)
   return feats, pads
 
 
@@ -94,7 +102,8 @@ def ctc_loss(params, batch, rng, model: FunASR, lc: LossConfig):
 def bestrq_loss(params, batch, rng, model: FunASR, lc: LossConfig):
   k_feat, k_mask, k_noise, k_drop = jax.random.split(rng, 4)
   v = {"params": params}
-  feats, pads = _features(model, v, batch, k_feat, dataclasses.replace(lc, spec_augment=False))
+  feats, pads = _features(model, v, batch, k_feat,
+                          dataclasses.replace(lc, spec_augment=False, vtln_warp=0.0))
   ec = model.cfg.encoder
   stride = ec.subsampling if ec.kind == "conformer" else 1
   lengths = jnp.sum(1.0 - pads, -1).astype(jnp.int32)
@@ -114,7 +123,8 @@ LOSSES = {"sft": sft_loss, "ctc": ctc_loss, "bestrq": bestrq_loss}
 
 
 def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossConfig,
-               tx: optax.GradientTransformation, lr_fn, trainable=None):
+               tx: optax.GradientTransformation, lr_fn, trainable=None,
+               ema_decay: float = 0.0):
   """One update; `trainable` (the optimizer's bool mask) skips frozen parts' gradients."""
   loss_fn = LOSSES[lc.objective]
   rng = jax.random.fold_in(state.rng, state.step)
@@ -127,4 +137,6 @@ def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossCon
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
                  lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
                  nonfinite_total=total)
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+  ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       ema=ema), metrics

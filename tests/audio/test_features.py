@@ -100,6 +100,28 @@ def test_fbank_matches_kaldi_native_fbank_on_noise():
                                atol=1e-3, rtol=0)
 
 
+def test_vtln_warped_banks_match_kaldi_native_fbank():
+  """Per-row warps give knf's VTLN mel banks (Kaldi's VtlnWarpMelFreq on the filter edges)."""
+  opts = F.FbankOptions()
+  warps = np.array([0.82, 0.9, 1.0, 1.07, 1.18], np.float32)
+  ours = np.asarray(F.warped_mel_banks(opts, warps))  # [B, 257, 80]
+  for row, warp in zip(ours, warps):
+    mel_opts = knf.MelBanksOptions()
+    mel_opts.num_bins = opts.num_mel_bins
+    ref = np.asarray(knf.MelBanks(mel_opts, knf.FrameExtractionOptions(), float(warp)).get_matrix())
+    np.testing.assert_allclose(row.T, ref, atol=1e-4)
+  np.testing.assert_allclose(ours[2], F.mel_banks(opts), atol=1e-4)
+
+
+def test_fbank_with_warp_uses_each_rows_warp():
+  rng = np.random.default_rng(0)
+  w = rng.standard_normal((2, 4000)).astype(np.float32) * 1000
+  warped, _ = F.fbank(w, np.array([4000, 4000]), warp=np.array([1.0, 1.1], np.float32))
+  plain, _ = F.fbank(w, np.array([4000, 4000]))
+  np.testing.assert_allclose(np.asarray(warped[0]), np.asarray(plain[0]), atol=1e-3)
+  assert np.abs(np.asarray(warped[1]) - np.asarray(plain[1])).mean() > 0.05
+
+
 def test_dither_changes_features_and_needs_rng():
   w = np.random.RandomState(1).randn(1, 4000).astype(np.float32) * 100
   with pytest.raises(ValueError, match="rng"):

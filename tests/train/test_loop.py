@@ -106,3 +106,19 @@ def test_sigterm_saves_and_resumes(corpus, tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f"resumed from" in proc.stderr and f"finished at step {target}" in proc.stderr
+
+
+def test_parameter_ema_resumes_exactly_and_is_what_gets_exported(corpus, tmp_path):
+  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  ema = {"optim.ema_decay": 0.8}
+  loop.train(tiny_config(corpus, steps=4, **ema), straight)
+  loop.train(tiny_config(corpus, steps=4, **ema, **{"train.stop_after_steps": 2}), resumed)
+  loop.train(tiny_config(corpus, steps=4, **ema), resumed)
+  a, _ = checkpoint.restore_params(straight)
+  b, _ = checkpoint.restore_params(resumed)
+  assert params_equal(a, b)
+  import orbax.checkpoint as ocp
+  raw = ocp.StandardCheckpointer().restore(os.path.join(straight, "checkpoints", "4", "params"))
+  assert not params_equal(a, raw), "exports must be the EMA, not the raw parameters"
+  cfg, exported, _, _ = checkpoint.load_model(straight)
+  assert params_equal(exported, a)

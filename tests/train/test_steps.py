@@ -3,6 +3,7 @@
 import flax
 import jax
 import numpy as np
+import optax
 import pytest
 
 from configs import models, sft
@@ -52,3 +53,33 @@ def test_frozen_parts_get_zero_gradients_and_no_backward_pass(setup):
   # the encoder's convolutions run forward only: no transposed (gradient) convolutions
   n_all, n_s1 = len(conv_batch_sizes(program(None), [])), len(conv_batch_sizes(program(mask), []))
   assert n_s1 < n_all / 2, (n_s1, n_all)
+
+
+def test_parameter_ema_follows_the_numpy_recurrence(setup):
+  """Three SGD steps with ema_decay 0.9: ema_t = d_t·ema + (1 - d_t)·params_t with the
+  warmup d_t = min(0.9, (1 + t) / (10 + t)); frozen leaves equal their params exactly."""
+  cfg, params, batch = setup
+  sft_cfg = sft.get_config("s1,tiny")
+  mask = state_lib.trainable_mask(params, tuple(sft_cfg.trainable))
+  tx = optax.apply_if_finite(optax.sgd(0.1), max_consecutive_errors=5)
+  state = state_lib.TrainState(step=np.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(1), ema=jax.tree.map(np.copy, params))
+  step = jax.jit(lambda s: steps.train_step(
+      s, batch, model=steps.training_model(cfg, 0.0), lc=steps.LossConfig(ctc_weight=0.5),
+      tx=tx, lr_fn=lambda _: 0.1, trainable=mask, ema_decay=0.9))
+  expected = jax.tree.map(lambda p: np.asarray(p, np.float64), params)
+  for t in range(3):
+    state, _ = step(state)
+    d = min(0.9, (1 + t) / (10 + t))
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * np.asarray(p, np.float64),
+                            expected, state.params)
+  for (path, got), want, m, p in zip(jax.tree_util.tree_flatten_with_path(state.ema)[0],
+                                     jax.tree.leaves(expected), jax.tree.leaves(mask),
+                                     jax.tree.leaves(state.params)):
+    if m:
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(path))
+    else:
+      np.testing.assert_array_equal(got, p)
+  adaptor_moved = [np.abs(np.asarray(e) - np.asarray(p)).max() for e, p in
+                   zip(jax.tree.leaves(state.ema["adaptor"]), jax.tree.leaves(state.params["adaptor"]))]
+  assert max(adaptor_moved) > 0  # the average lags the trained weights
