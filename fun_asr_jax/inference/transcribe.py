@@ -13,25 +13,51 @@ import numpy as np
 
 from fun_asr_jax import decoding
 from fun_asr_jax.audio import io as audio_io
+from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, num_audio_tokens
 from fun_asr_jax.text import prompts
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
-def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingConfig):
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def encode_audio(params, waveform, wave_lengths, cfg: ModelConfig):
+  """The audio side once per batch: adaptor outputs for the prompt, and the CTC first pass.
+
+  Returns a dict: `audio [B, A, D]`; with a CTC branch also its greedy path
+  (`ctc_tokens [B, T]`, `ctc_lengths [B]`, `ctc_frames [B, T]` start frame per token) and
+  `ctc_valid_frames [B]`.
+  """
   model = FunASR(cfg)
   v = {"params": params}
-  feats, pads = model.apply(v, batch["waveform"], batch["wave_lengths"], method=FunASR.features)
+  feats, pads = model.apply(v, waveform, wave_lengths, method=FunASR.features)
   enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
   audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
+  out = {"audio": audio}
+  if cfg.ctc.enabled:
+    logits, lpads = model.apply(v, enc, enc_pads, method=FunASR.ctc_logits)
+    tokens, lengths, frames = ctc_lib.greedy_decode(logits, lpads, cfg.ctc.blank_id)
+    out.update(ctc_tokens=tokens, ctc_lengths=lengths, ctc_frames=frames,
+               ctc_valid_frames=jnp.sum(lpads < 0.5, -1))
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
+def decode_prompts(params, audio, batch, rng, cfg: ModelConfig,
+                   sampling: decoding.SamplingConfig):
+  """Prompt token ids with audio slots `[B, S]` + audio embeddings -> generated tokens."""
+  model = FunASR(cfg)
+  v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
                        method=FunASR.prompt_embeddings)
   decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
   embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
-  out = decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng)
-  if cfg.ctc.enabled:
-    out["ctc_logits"], out["ctc_paddings"] = model.apply(v, enc, enc_pads,
-                                                         method=FunASR.ctc_logits)
+  return decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng)
+
+
+def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingConfig):
+  """Audio and prompts of one batch -> generated tokens (and the CTC greedy path)."""
+  enc = encode_audio(params, batch["waveform"], batch["wave_lengths"], cfg)
+  out = dict(decode_prompts(params, enc["audio"], batch, rng, cfg, sampling))
+  out.update({k: v for k, v in enc.items() if k.startswith("ctc_")})
   return out
 
 

