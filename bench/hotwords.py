@@ -29,6 +29,7 @@ from fun_asr_jax.text.normalize import has_cjk  # noqa: E402
 _NUM = flags.DEFINE_integer("num_hotwords", 10000, "List size.")
 _QUERIES = flags.DEFINE_integer("num_queries", 400, "Sentences (half mention an entry).")
 _THRESHOLD = flags.DEFINE_float("threshold", RetrievalConfig.threshold, "Retrieval threshold.")
+_VOWEL = flags.DEFINE_float("vowel_cost", RetrievalConfig.vowel_cost, "Vowel substitution cost.")
 
 _ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n",
            "p", "pr", "qu", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
@@ -86,7 +87,8 @@ def main(argv):
     names.add(latin_name(rng) if rng.random() < 0.7 else chinese_name(rng))
   names = sorted(names)
   t = time.perf_counter()
-  index = HotwordIndex(names, RetrievalConfig(threshold=_THRESHOLD.value))
+  index = HotwordIndex(names, RetrievalConfig(threshold=_THRESHOLD.value,
+                                               vowel_cost=_VOWEL.value))
   build_s = time.perf_counter() - t
   queries = []
   for i in range(_QUERIES.value):

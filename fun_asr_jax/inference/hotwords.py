@@ -19,15 +19,16 @@ import dataclasses
 
 import numpy as np
 
-from fun_asr_jax.text.phonemes import phonemes
+from fun_asr_jax.text.phonemes import is_vowel, phonemes
 
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalConfig:
-  threshold: float = 0.34  # max phoneme edits per hotword phoneme
+  threshold: float = 0.2  # max phoneme edits per hotword phoneme (bench/hotwords.py)
   top_k: int = 10  # most hotwords put into one prompt
   max_chars: int = 64  # longer list entries are cut (a prompt is not a document)
   min_phonemes: int = 2  # shorter entries would match almost anything
+  vowel_cost: float = 1.0  # < 1: a vowel heard as another costs less (bench/hotwords.py)
 
 
 def clean_hotwords(entries, max_chars: int = 64) -> list[str]:
@@ -41,24 +42,31 @@ def clean_hotwords(entries, max_chars: int = 64) -> list[str]:
   return out
 
 
-def substring_edit_distance(patterns: np.ndarray, lengths: np.ndarray, text: np.ndarray):
-  """Fewest edits turning each pattern into some substring of `text` (Sellers' DP).
+def substring_edit_distance(patterns: np.ndarray, lengths: np.ndarray, text: np.ndarray,
+                            pattern_vowels=None, text_vowels=None, vowel_cost: float = 1.0):
+  """Cheapest edits turning each pattern into some substring of `text` (Sellers' DP).
 
-  patterns `[K, L]` int (padded), lengths `[K]`, text `[N]` -> `[K]` int distances.
-  Row i of the DP is vectorised over patterns and text positions; insertions (a step
-  along the text) become a running minimum: D[i, j] = j + min_{j'<=j}(T[j'] - j').
+  patterns `[K, L]` int (padded), lengths `[K]`, text `[N]` -> `[K]` float costs.
+  Insertions and deletions cost 1, substitutions 1, or `vowel_cost` between two vowels
+  (flags `pattern_vowels [K, L]`, `text_vowels [N]`): vowels are what a first pass gets
+  wrong most. Row i of the DP is vectorised over patterns and text positions; insertions
+  (a step along the text) become a running minimum: D[i, j] = j + min_{j'<=j}(T[j'] - j').
   """
   k, l = patterns.shape
   n = len(text)
-  cols = np.arange(n + 1)
-  row = np.zeros((k, n + 1), np.int32)  # free start anywhere in the text
-  best = np.where(lengths == 0, 0, np.iinfo(np.int32).max)
+  cols = np.arange(n + 1, dtype=np.float32)
+  row = np.zeros((k, n + 1), np.float32)  # free start anywhere in the text
+  best = np.where(lengths == 0, 0.0, np.inf).astype(np.float32)
   for i in range(1, l + 1):
-    sub = row[:, :-1] + (patterns[:, i - 1: i] != text[None, :])
+    differ = patterns[:, i - 1: i] != text[None, :]
+    cost = differ.astype(np.float32)
+    if vowel_cost != 1.0 and pattern_vowels is not None:
+      both = pattern_vowels[:, i - 1: i] & text_vowels[None, :]
+      cost = np.where(differ & both, np.float32(vowel_cost), cost)
+    sub = row[:, :-1] + cost
     t = np.concatenate([row[:, :1] + 1, np.minimum(row[:, 1:] + 1, sub)], axis=1)
     row = cols + np.minimum.accumulate(t - cols, axis=1)
-    done = lengths == i
-    best = np.where(done, row.min(axis=1), best)
+    best = np.where(lengths == i, row.min(axis=1), best)
   return best
 
 
@@ -73,15 +81,24 @@ class HotwordIndex:
     seqs = [self._encode(phonemes(w)) for w in self.words]
     self.lengths = np.array([len(s) for s in seqs], np.int32)
     self.patterns = np.full((len(seqs), max(self.lengths, default=1)), -1, np.int32)
-    for i, s in enumerate(seqs):
+    self.vowels = np.zeros(self.patterns.shape, bool)
+    for i, (w, s) in enumerate(zip(self.words, seqs)):
       self.patterns[i, : len(s)] = s
+      self.vowels[i, : len(s)] = [is_vowel(u) for u in phonemes(w)]
     # q-gram lemma: within e edits a pattern keeps >= (m - 1) - 2e of its bigrams and
     # >= m - e of its phonemes. Each entry is filed under bigrams when that guarantees a
     # shared one, else under single phonemes, so the prefilter never drops a true match.
+    # An entry needs `need[i]` of its distinct grams in the hypothesis (the lemma's
+    # bound less its repeated grams), so most entries are never scored.
     self._by_gram = collections.defaultdict(list)
+    self.need = np.zeros(len(seqs), np.int32)
     for i, s in enumerate(seqs):
-      edits = int(np.floor(cfg.threshold * len(s) + 1e-9))
-      grams = zip(s[:-1], s[1:]) if len(s) - 1 - 2 * edits >= 1 else ((u,) for u in s)
+      # the most edits within the threshold (vowel swaps are cheaper, so more fit)
+      edits = int(np.floor(cfg.threshold * len(s) / min(1.0, cfg.vowel_cost) + 1e-9))
+      bigrams = list(zip(s[:-1], s[1:]))
+      grams = bigrams if len(bigrams) - 2 * edits >= 1 else [(u,) for u in s]
+      bound = len(bigrams) - 2 * edits if grams is bigrams else len(s) - edits
+      self.need[i] = max(1, bound - (len(grams) - len(set(grams))))
       for g in set(grams):
         self._by_gram[g].append(i)
 
@@ -101,16 +118,19 @@ class HotwordIndex:
 
   def retrieve(self, hypothesis: str) -> list[tuple[str, float]]:
     """Hotwords the hypothesis sounds like: [(hotword, edits per phoneme)], best first."""
-    text = np.array(self._encode(phonemes(hypothesis), grow=False), np.int32)
+    units = phonemes(hypothesis)
+    text = np.array(self._encode(units, grow=False), np.int32)
+    text_vowels = np.array([is_vowel(u) for u in units], bool)
     if not len(self.words) or not len(text):
       return []
     units = text.tolist()
     grams = set(zip(units[:-1], units[1:])) | {(u,) for u in units}
-    cand = sorted({i for g in grams for i in self._by_gram.get(g, ())})
-    if not cand:
+    hits = collections.Counter(i for g in grams for i in self._by_gram.get(g, ()))
+    cand = np.array(sorted(i for i, n in hits.items() if n >= self.need[i]), np.int64)
+    if not len(cand):
       return []
-    cand = np.array(cand)
-    dist = substring_edit_distance(self.patterns[cand], self.lengths[cand], text)
+    dist = substring_edit_distance(self.patterns[cand], self.lengths[cand], text,
+                                   self.vowels[cand], text_vowels, self.cfg.vowel_cost)
     score = dist / self.lengths[cand]
     keep = np.flatnonzero(score <= self.cfg.threshold)
     order = sorted(keep, key=lambda j: (score[j], -self.lengths[cand[j]]))

@@ -81,6 +81,16 @@ def mandarin_char(char: str) -> tuple[str, ...]:
   return tuple("zh:" + p for p in (initial, final) if p)
 
 
+_ARPABET_VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+
+
+def is_vowel(unit: str) -> bool:
+  """ARPAbet vowels and pinyin finals (which all start with a vowel letter)."""
+  if unit.startswith("zh:"):
+    return unit[3:4] in "aeiouv"
+  return unit in _ARPABET_VOWELS
+
+
 def phonemes(text: str) -> tuple[str, ...]:
   """Phoneme units of mixed zh/en text: ARPAbet for Latin words, pinyin parts for CJK."""
   out: list[str] = []

@@ -28,6 +28,35 @@ def test_substring_edit_distance_matches_brute_force_levenshtein():
       assert got[i] == want, (p, text.tolist())
 
 
+def weighted_levenshtein(a, b, va, vb, vowel_cost):
+  """Textbook DP: unit insert/delete, substitution 1 or `vowel_cost` between vowels."""
+  d = np.zeros((len(a) + 1, len(b) + 1))
+  d[:, 0], d[0, :] = np.arange(len(a) + 1), np.arange(len(b) + 1)
+  for i in range(1, len(a) + 1):
+    for j in range(1, len(b) + 1):
+      sub = 0.0 if a[i - 1] == b[j - 1] else (vowel_cost if va[i - 1] and vb[j - 1] else 1.0)
+      d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + sub)
+  return d[-1, -1]
+
+
+def test_vowel_weighted_distance_matches_a_textbook_dp():
+  rng = np.random.default_rng(3)
+  for _ in range(25):
+    k, n = int(rng.integers(1, 5)), int(rng.integers(0, 10))
+    lengths = rng.integers(1, 6, k).astype(np.int32)
+    patterns = np.full((k, int(lengths.max())), -1, np.int32)
+    for i, m in enumerate(lengths):
+      patterns[i, :m] = rng.integers(0, 5, m)
+    text = rng.integers(0, 5, n).astype(np.int32)
+    vowel = lambda x: x >= 3  # units 3 and 4 are "vowels"
+    got = hw.substring_edit_distance(patterns, lengths, text, vowel(patterns), vowel(text), 0.5)
+    for i, m in enumerate(lengths):
+      p = patterns[i, :m]
+      want = min(weighted_levenshtein(p, text[a:b], vowel(p), vowel(text[a:b]), 0.5)
+                 for a in range(n + 1) for b in range(a, n + 1))
+      assert got[i] == pytest.approx(want), (p.tolist(), text.tolist())
+
+
 def test_phonemes_cover_english_pinyin_and_unknown_words():
   assert ph.phonemes("seven") == ("S", "EH", "V", "AH", "N")  # CMUdict, stress dropped
   assert ph.phonemes("7") == ph.phonemes("seven")
@@ -37,7 +66,8 @@ def test_phonemes_cover_english_pinyin_and_unknown_words():
 
 
 def test_retrieval_finds_misspelt_names_and_ignores_unrelated_text():
-  index = hw.HotwordIndex(["Calloway", "Zorbulax", "Kestrava", "龚霁川", "Drusilla"])
+  index = hw.HotwordIndex(["Calloway", "Zorbulax", "Kestrava", "龚霁川", "Drusilla"],
+                          hw.RetrievalConfig(vowel_cost=0.5))
   got = [w for w, _ in index.retrieve("we asked call away about the meeting")]
   assert got[:1] == ["Calloway"]
   assert [w for w, _ in index.retrieve("the report came from zorbalax today")] == ["Zorbulax"]
@@ -67,14 +97,18 @@ def test_top_k_caps_the_prompt_keeping_the_closest():
 def test_prefilter_never_drops_a_match_the_full_scan_finds():
   rng = np.random.default_rng(1)
 
-  for threshold in (0.2, 0.34, 0.5):
+  for threshold, vowel_cost in ((0.2, 1.0), (0.34, 1.0), (0.5, 1.0), (0.2, 0.5), (0.3, 0.5)):
     words = ["".join(rng.choice(list("abcdeiklmnorstuwy"), int(rng.integers(3, 9))))
              for _ in range(300)]
-    index = hw.HotwordIndex(words, hw.RetrievalConfig(threshold=threshold, top_k=10_000))
+    index = hw.HotwordIndex(words, hw.RetrievalConfig(threshold=threshold, top_k=10_000,
+                                                      vowel_cost=vowel_cost))
     for _ in range(20):
       hyp = " ".join(rng.choice(words, 3))
-      text = np.array(index._encode(ph.phonemes(hyp), grow=False), np.int32)
-      full = hw.substring_edit_distance(index.patterns, index.lengths, text) / index.lengths
+      units = ph.phonemes(hyp)
+      text = np.array(index._encode(units, grow=False), np.int32)
+      full = hw.substring_edit_distance(
+          index.patterns, index.lengths, text, index.vowels,
+          np.array([ph.is_vowel(u) for u in units], bool), vowel_cost) / index.lengths
       want = {index.words[i] for i in np.flatnonzero(full <= threshold)}
       assert {w for w, _ in index.retrieve(hyp)} == want
 
