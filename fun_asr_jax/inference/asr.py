@@ -128,6 +128,8 @@ class FunASR:
     prompts.language_name(language)  # an unknown code fails here, naming the supported ones
     if isinstance(inputs, (str, np.ndarray)):
       inputs = [inputs]
+    if isinstance(hotwords, str):
+      hotwords = [hotwords]
     results, pieces = [], []  # pieces: (result index, offset in samples, waveform)
     for i, item in enumerate(inputs):
       try:
@@ -159,7 +161,13 @@ class FunASR:
     return results
 
   def _batch(self, waves, index, static_hotwords, language, max_new_tokens):
-    """Decodes one batch of waveforms -> a Transcript per waveform."""
+    """Decodes one batch of waveforms -> a Transcript per waveform.
+
+    Rows are padded to a power of two (copies of the first clip, dropped afterwards) and
+    prompts to a multiple of 32 tokens, so few distinct programs get compiled.
+    """
+    real = len(waves)
+    waves = waves + [waves[0]] * ((1 << (real - 1).bit_length()) - real)
     out = [Transcript(source="") for _ in waves]
     n = padded_samples(max(len(w) for w in waves))
     wave = np.zeros((len(waves), n), np.float32)
@@ -184,7 +192,8 @@ class FunASR:
     layouts = [prompts.layout(self.tokenizer, num_audio_tokens(self.cfg, int(lengths[j])),
                               prompts.task_prompt(language=language, hotwords=r.hotwords))
                for j, r in enumerate(out)]
-    batch = prompts.collate(layouts, self.tokenizer.pad_id)
+    longest = max(len(l.tokens) for l in layouts)
+    batch = prompts.collate(layouts, self.tokenizer.pad_id, length=-(-longest // 32) * 32)
     batch.pop("target_mask")
     sampling = decoding.SamplingConfig(max_new_tokens=max_new_tokens,
                                        eos_ids=(self.tokenizer.eos_id,),
@@ -195,7 +204,7 @@ class FunASR:
     for j, r in enumerate(out):
       r.text = postprocess(self.tokenizer.decode(gen["tokens"][j, : gen["lengths"][j]]))
       r.language = language if language not in (None, "", "auto") else script_of(r.text)
-    return out
+    return out[:real]
 
 
 def _stitch(into: Transcript, piece: Transcript, offset_s: float):
