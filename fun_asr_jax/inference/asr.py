@@ -6,9 +6,10 @@ timestamps and language out.
   for r in asr.transcribe(["a.wav", "b.flac"], hotwords=["Calloway", "龚霁川"]):
     print(r.text, r.timestamps)
 
-Per batch: the encoder runs once; its CTC greedy pass gives `ctc_text`, token timestamps
-and, when a hotword list is given, the retrieval query (`hotwords.HotwordIndex`); each
-utterance's prompt then carries only the hotwords it probably mentions. Clips are sorted
+Per batch: the encoder runs once; its CTC greedy pass gives `ctc_text` and, when a hotword
+list is given, the retrieval query (`hotwords.HotwordIndex`); each utterance's prompt then
+carries only the hotwords it probably mentions. Word timestamps come from forcing the
+final text's tokens through the CTC posteriors (Viterbi alignment). Clips are sorted
 by length and padded to a few fixed lengths, so a folder of files compiles a handful of
 programs. An unreadable item gets an `error` and the rest of the batch goes on.
 """
@@ -23,7 +24,8 @@ from fun_asr_jax import decoding
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.inference import hotwords as hotwords_lib
 from fun_asr_jax.inference import vad
-from fun_asr_jax.inference.transcribe import decode_prompts, encode_audio, postprocess
+from fun_asr_jax.inference.transcribe import (align_tokens, decode_prompts, encode_audio,
+                                              postprocess)
 from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.normalize import script_of
@@ -51,28 +53,34 @@ def padded_samples(n: int) -> int:
   return int(np.ceil(n / (10 * _RATE)) * 10 * _RATE)
 
 
-def ctc_words(tokenizer, tokens, frames, end_frame: int, seconds_per_frame: float):
-  """CTC greedy tokens + start frames -> word timestamps [{text, start, end}].
+def word_timestamps(tokenizer, tokens, starts, last_end: int, seconds_per_frame: float):
+  """Tokens with their start frames -> word timestamps [{text, start, end}] in seconds.
 
-  A token whose decoded text starts a new word (a leading space, or a CJK character)
-  opens a word; a word ends where the next one starts (or at the last valid frame).
+  Whitespace separates words and every CJK character is a word of its own. A word starts
+  at the first frame of the token that brings its first character (tokens holding part
+  of a multi-byte character wait for the rest) and ends where the next word starts; the
+  last word ends at `last_end`.
   """
-  words, prev_text = [], ""
-  for i, (tok, frame) in enumerate(zip(tokens, frames)):
+  words, shown, first, new_word = [], "", None, True
+  for i, start in enumerate(starts):
+    first = start if first is None else first
     text = tokenizer.decode(list(tokens[: i + 1]))
-    piece = text[len(prev_text):]
-    prev_text = text
-    if not piece.strip():
-      continue
-    if not words or piece[:1].isspace() or script_of(piece.strip()) == "zh":
-      words.append({"text": piece.strip(), "start": frame * seconds_per_frame})
-    else:
-      words[-1]["text"] += piece
-  starts = [w["start"] for w in words[1:]] + [end_frame * seconds_per_frame]
-  for w, end in zip(words, starts):
-    w["end"] = round(max(end, w["start"]), 3)
-    w["start"] = round(w["start"], 3)
-  return words
+    if text.endswith("\ufffd") or not text.startswith(shown):
+      continue  # an incomplete character
+    piece, shown, at, first = text[len(shown):], text, first, None
+    for ch in piece:
+      if ch.isspace():
+        new_word = True
+        continue
+      cjk = script_of(ch) == "zh"
+      if new_word or not words or cjk or script_of(words[-1]["text"][-1]) == "zh":
+        words.append({"text": "", "start": at})
+      words[-1]["text"] += ch
+      new_word = False
+  ends = [w["start"] for w in words[1:]] + [last_end]
+  return [{"text": w["text"], "start": round(w["start"] * seconds_per_frame, 3),
+           "end": round(max(e, w["start"]) * seconds_per_frame, 3)}
+          for w, e in zip(words, ends)]
 
 
 class FunASR:
@@ -169,24 +177,13 @@ class FunASR:
     real = len(waves)
     waves = waves + [waves[0]] * ((1 << (real - 1).bit_length()) - real)
     out = [Transcript(source="") for _ in waves]
-    n = padded_samples(max(len(w) for w in waves))
-    wave = np.zeros((len(waves), n), np.float32)
-    for j, w in enumerate(waves):
-      wave[j, : len(w)] = w
-    lengths = np.array([len(w) for w in waves], np.int32)
-    enc = jax.device_get(encode_audio(self.params, jnp.asarray(wave), jnp.asarray(lengths),
-                                      self.cfg))
-    for j, r in enumerate(out):
+    enc, lengths, passes = self.first_pass(waves)
+    for r, p in zip(out, passes):
       r.hotwords = list(static_hotwords)
       if self.has_ctc_text:
-        toks = [int(t) for t in enc["ctc_tokens"][j, : enc["ctc_lengths"][j]]]
-        frames = enc["ctc_frames"][j, : len(toks)]
-        keep = [k for k, t in enumerate(toks) if t < self.tokenizer.vocab_size]
-        toks, frames = [toks[k] for k in keep], [int(frames[k]) for k in keep]
-        r.ctc_text = postprocess(self.tokenizer.decode(toks))
-        valid = int(enc["ctc_valid_frames"][j])
-        r.timestamps = ctc_words(self.tokenizer, toks, frames, valid,
-                                 lengths[j] / _RATE / max(valid, 1))
+        r.ctc_text = p["text"]
+        r.timestamps = word_timestamps(self.tokenizer, p["tokens"], p["frames"], p["valid"],
+                                       p["seconds_per_frame"])
         if index is not None:
           r.hotwords = [w for w, _ in index.retrieve(r.ctc_text)]
     layouts = [prompts.layout(self.tokenizer, num_audio_tokens(self.cfg, int(lengths[j])),
@@ -204,7 +201,60 @@ class FunASR:
     for j, r in enumerate(out):
       r.text = postprocess(self.tokenizer.decode(gen["tokens"][j, : gen["lengths"][j]]))
       r.language = language if language not in (None, "", "auto") else script_of(r.text)
+    if self.has_ctc_text:
+      self._align(out, enc, passes)
     return out[:real]
+
+  def first_pass(self, waves):
+    """The audio side of a batch of 16 kHz waveforms, run once.
+
+    Returns (encode_audio's outputs on the device, lengths `[B]`, a dict per row with the
+    CTC greedy path: `text`, `tokens`, `frames` (start frame per token), `valid` frames
+    and `seconds_per_frame`; empty without a usable CTC branch).
+    """
+    n = padded_samples(max(len(w) for w in waves))
+    wave = np.zeros((len(waves), n), np.float32)
+    for j, w in enumerate(waves):
+      wave[j, : len(w)] = w
+    lengths = np.array([len(w) for w in waves], np.int32)
+    enc = encode_audio(self.params, jnp.asarray(wave), jnp.asarray(lengths), self.cfg)
+    if not self.has_ctc_text:
+      return enc, lengths, [{} for _ in waves]
+    path = jax.device_get({k: enc[k] for k in ("ctc_tokens", "ctc_lengths", "ctc_frames",
+                                                "ctc_valid_frames")})
+    passes = []
+    for j in range(len(waves)):
+      toks = path["ctc_tokens"][j, : path["ctc_lengths"][j]]
+      keep = toks < self.tokenizer.vocab_size
+      toks = [int(t) for t in toks[keep]]
+      valid = int(path["ctc_valid_frames"][j])
+      passes.append({"text": postprocess(self.tokenizer.decode(toks)), "tokens": toks,
+                     "frames": [int(f) for f in path["ctc_frames"][j, : len(keep)][keep]],
+                     "valid": valid, "seconds_per_frame": lengths[j] / _RATE / max(valid, 1)})
+    return enc, lengths, passes
+
+  def _align(self, out, enc, passes):
+    """Word timestamps of the final text: its tokens forced-aligned to the CTC posteriors.
+
+    The CTC branch was trained on `tokenizer.encode(text)`, so the LLM text re-encoded is a
+    label sequence it can align. Where no alignment fits (more tokens than frames) the
+    CTC greedy path's words stay; empty text has no words.
+    """
+    labels = [self.tokenizer.encode(r.text) if r.text else [] for r in out]
+    width = -(-max(1, max(map(len, labels))) // 32) * 32
+    padded = np.zeros((len(out), width), np.int32)
+    for j, lab in enumerate(labels):
+      padded[j, : len(lab)] = lab
+    starts, ends, ok = jax.device_get(align_tokens(
+        enc["ctc_log_probs"], enc["ctc_paddings"], jnp.asarray(padded),
+        jnp.asarray([len(l) for l in labels], jnp.int32), blank_id=self.cfg.ctc.blank_id))
+    for j, (r, lab) in enumerate(zip(out, labels)):
+      if not lab:
+        r.timestamps = []
+      elif ok[j]:
+        r.timestamps = word_timestamps(self.tokenizer, lab, [int(f) for f in starts[j, : len(lab)]],
+                                       int(ends[j, len(lab) - 1]),
+                                       passes[j]["seconds_per_frame"])
 
 
 def _stitch(into: Transcript, piece: Transcript, offset_s: float):

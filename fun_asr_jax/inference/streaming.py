@@ -18,13 +18,10 @@ tail may change as audio arrives, so the last `rollback_words` words stay tentat
 import dataclasses
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fun_asr_jax.audio import io as audio_io
-from fun_asr_jax.inference.asr import FunASR, Transcript, padded_samples
-from fun_asr_jax.inference.transcribe import encode_audio, postprocess
+from fun_asr_jax.inference.asr import FunASR, Transcript
 
 
 @dataclasses.dataclass
@@ -75,14 +72,7 @@ class Stream:
     if not asr.has_ctc_text:
       return asr.transcribe([audio], hotwords=self.hotwords, language=self.language,
                             max_new_tokens=self.max_new_tokens)[0].text
-    n = padded_samples(len(audio))
-    wave = np.zeros((1, n), np.float32)
-    wave[0, : len(audio)] = audio
-    enc = jax.device_get(encode_audio(asr.params, jnp.asarray(wave),
-                                      jnp.asarray([len(audio)], jnp.int32), asr.cfg))
-    toks = [int(t) for t in enc["ctc_tokens"][0, : enc["ctc_lengths"][0]]
-            if t < asr.tokenizer.vocab_size]
-    return postprocess(asr.tokenizer.decode(toks))
+    return asr.first_pass([audio])[2][0]["text"]
 
   def _partial(self, audio: np.ndarray) -> Partial:
     t = time.perf_counter()

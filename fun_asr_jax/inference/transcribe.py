@@ -23,8 +23,9 @@ def encode_audio(params, waveform, wave_lengths, cfg: ModelConfig):
   """The audio side once per batch: adaptor outputs for the prompt, and the CTC first pass.
 
   Returns a dict: `audio [B, A, D]`; with a CTC branch also its greedy path
-  (`ctc_tokens [B, T]`, `ctc_lengths [B]`, `ctc_frames [B, T]` start frame per token) and
-  `ctc_valid_frames [B]`.
+  (`ctc_tokens [B, T]`, `ctc_lengths [B]`, `ctc_frames [B, T]` start frame per token),
+  `ctc_valid_frames [B]`, and the posteriors for alignment (`ctc_log_probs [B, T, V]`,
+  `ctc_paddings [B, T]`).
   """
   model = FunASR(cfg)
   v = {"params": params}
@@ -36,8 +37,25 @@ def encode_audio(params, waveform, wave_lengths, cfg: ModelConfig):
     logits, lpads = model.apply(v, enc, enc_pads, method=FunASR.ctc_logits)
     tokens, lengths, frames = ctc_lib.greedy_decode(logits, lpads, cfg.ctc.blank_id)
     out.update(ctc_tokens=tokens, ctc_lengths=lengths, ctc_frames=frames,
-               ctc_valid_frames=jnp.sum(lpads < 0.5, -1))
+               ctc_valid_frames=jnp.sum(lpads < 0.5, -1), ctc_paddings=lpads,
+               ctc_log_probs=jax.nn.log_softmax(logits.astype(jnp.float32), -1))
   return out
+
+
+@functools.partial(jax.jit, static_argnames=("blank_id",))
+def align_tokens(log_probs, paddings, labels, label_lengths, blank_id: int):
+  """Where each known token sits in the audio: CTC forced alignment (Viterbi).
+
+  log_probs `[B, T, V]`, labels `[B, U]` -> (starts `[B, U]` first frame of each token,
+  ends `[B, U]` one past its last frame, ok `[B]` whether any alignment fits).
+  """
+  index, score = ctc_lib.forced_align(log_probs, paddings, labels, label_lengths, blank_id)
+  t, u = index.shape[1], labels.shape[1]
+  hit = index[:, :, None] == jnp.arange(u)[None, None, :]  # [B, T, U]
+  frame = jnp.arange(t)[None, :, None]
+  starts = jnp.min(jnp.where(hit, frame, t), axis=1)
+  ends = jnp.max(jnp.where(hit, frame + 1, 0), axis=1)
+  return starts, ends, jnp.isfinite(score)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
@@ -57,7 +75,8 @@ def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingC
   """Audio and prompts of one batch -> generated tokens (and the CTC greedy path)."""
   enc = encode_audio(params, batch["waveform"], batch["wave_lengths"], cfg)
   out = dict(decode_prompts(params, enc["audio"], batch, rng, cfg, sampling))
-  out.update({k: v for k, v in enc.items() if k.startswith("ctc_")})
+  out.update({k: v for k, v in enc.items()
+              if k.startswith("ctc_") and k not in ("ctc_log_probs", "ctc_paddings")})
   return out
 
 
