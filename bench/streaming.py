@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from fun_asr_jax.audio import io as audio_io  # noqa: E402
+from fun_asr_jax.data import manifest  # noqa: E402
 from fun_asr_jax.inference.asr import FunASR  # noqa: E402
 from fun_asr_jax.inference.streaming import Stream  # noqa: E402
 from fun_asr_jax.train.metrics import error_rates  # noqa: E402
@@ -37,12 +38,10 @@ _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 64, "Decoding limit.")
 def main(argv):
   del argv
   asr = FunASR.load(_CKPT.value)
-  folder = os.path.dirname(os.path.abspath(_MANIFEST.value))
-  rows = [json.loads(l) for l in open(_MANIFEST.value, encoding="utf-8") if l.strip()]
-  rows = rows[: _NUM.value]
+  rows = manifest.read_jsonl(_MANIFEST.value)[0][: _NUM.value]
   waves = []
   for r in rows:
-    x, rate = audio_io.load(os.path.join(folder, r["audio"]))
+    x, rate = audio_io.load(r["audio"])
     waves.append(audio_io.resample(audio_io.to_mono(x), rate))
   refs = [r["text"] for r in rows]
   # warm-up: compile every padded length the streams and the offline pass will use

@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags
 
+from fun_asr_jax.data import manifest
 from fun_asr_jax.inference.asr import FunASR
 from fun_asr_jax.inference.hotwords import RetrievalConfig, clean_hotwords
 
@@ -48,14 +49,10 @@ def expand(inputs) -> list[str]:
       for root, _, files in sorted(os.walk(item)):
         out.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(_AUDIO_EXT))
     elif item.endswith(".jsonl") and os.path.isfile(item):
-      folder = os.path.dirname(os.path.abspath(item))
-      with open(item, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-          if line.strip():
-            try:
-              out.append(os.path.join(folder, json.loads(line)["audio"]))
-            except (ValueError, KeyError) as e:
-              print(f"error: {item}:{n}: no 'audio' field ({e})", file=sys.stderr)
+      rows, rejects = manifest.read_jsonl(item)
+      out.extend(r["audio"] for r in rows)
+      for _, _, reason in rejects:
+        print(f"error: {reason}", file=sys.stderr)
     else:
       out.append(item)
   return out
