@@ -72,7 +72,20 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "time_limit_minutes": 0.0})  # >0: save and exit when this run has trained this long
   c.eval = ml_collections.ConfigDict({"max_new_tokens": 64, "num_batches": 0,
                                       "path": "llm"})
+  if size in ("nano", "full"):
+    accelerator_defaults(c)
   return c
+
+
+def accelerator_defaults(c: ml_collections.ConfigDict):
+  """What nano and full need on TPU: bf16 compute, layer remat, parameters and optimizer
+  state sharded over every chip (FSDP). `launch/describe.py --topology=...` checks the fit;
+  tensor parallelism is `--config.mesh.tensor=N` (then fsdp=-1 takes the rest)."""
+  for part in ("encoder", "adaptor", "llm"):
+    c.model[part].dtype = "bfloat16"
+  c.model.encoder.remat = "full"
+  c.model.llm.remat = "full"
+  c.mesh.update(data=1, fsdp=-1, tensor=1)
 
 
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -57,3 +57,30 @@ def mesh_shardings(boxed_tree, mesh: jax.sharding.Mesh, rules=RULES):
   physical = nn.logical_to_mesh(logical, rules)
   return jax.tree.map(lambda spec: NamedSharding(mesh, spec), physical,
                       is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def sharding_table(boxed_tree, mesh_sizes: dict[str, int], rules=RULES) -> dict[str, dict]:
+  """Per parameter: shape, logical axes, mesh PartitionSpec and per-device shard shape.
+
+  For golden baselines (tests/parallel/golden/): a change of rules or model that moves a
+  parameter shows up as a diff. Uneven splits are padded by XLA; the shard shape rounds up.
+  """
+  out = {}
+  leaves = jax.tree_util.tree_flatten_with_path(
+      boxed_tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))[0]
+  for path, leaf in leaves:
+    name = "/".join(str(getattr(k, "key", k)) for k in path)
+    shape = tuple(leaf.unbox().shape if isinstance(leaf, nn.meta.AxisMetadata) else leaf.shape)
+    logical = tuple(leaf.names) if isinstance(leaf, nn.Partitioned) else (None,) * len(shape)
+    spec = nn.logical_to_mesh_axes(logical, rules)
+    shard = []
+    for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+      axes = (axes,) if isinstance(axes, str) else (axes or ())
+      ways = 1
+      for a in axes:
+        ways *= mesh_sizes[a]
+      shard.append(-(-dim // ways))
+    out[name] = {"shape": list(shape), "logical": list(logical),
+                 "spec": [list(a) if isinstance(a, tuple) else a for a in spec],
+                 "shard_shape": shard}
+  return out

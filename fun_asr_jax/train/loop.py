@@ -264,17 +264,10 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     state = state_lib.with_fresh_ema(state)  # the average starts from the initial weights
 
   # -- step --
-  model = steps.training_model(mc, cfg.data.dither)
-  if cfg.objective == "grpo":
-    step_fn, extra = grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask)
-  else:
-    extra = ()
-    step_fn = jax.jit(
-        lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                      lr_fn=state_lib.schedule(cfg), trainable=mask,
-                                      ema_decay=cfg.optim.ema_decay),
-        in_shardings=(shardings, mesh_lib.batch_sharding(mesh)),
-        out_shardings=(shardings, None), donate_argnums=(0,))
+  step_fn = jitted_step(cfg, mc, lc, tx, mask, shardings, mesh, tokenizer.eos_id,
+                        tokenizer.pad_id)
+  extra = grpo_inputs(cfg, factory, shardings, tokenizer, mesh) if cfg.objective == "grpo" \
+      else ()
   peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
                                   if jax.default_backend() == "cpu" else 0.0)
   flops_by_shape: dict = {}
@@ -373,32 +366,53 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
           "compiled_programs": len(flops_by_shape), "preempted": stop["flag"]}
 
 
-def grpo_step(cfg, mc, tokenizer, factory, shardings, tx, mesh, mask):
-  """The jitted GRPO step and its extra inputs: the reference policy and the unit tables.
+def jitted_step(cfg, mc, lc, tx, mask, shardings, mesh, eos_id: int, pad_id: int):
+  """The stage's train step, jitted with the state's shardings and the state donated.
+
+  SFT, CTC and Best-RQ steps take `(state, batch)`; the GRPO step also takes the frozen
+  reference policy (None when rl.beta is 0) and the reward's unit tables. launch/describe
+  compiles this same function ahead of time for TPU slices.
+  """
+  batch_sharding = mesh_lib.batch_sharding(mesh)
+  if cfg.objective != "grpo":
+    model = steps.training_model(mc, cfg.data.dither)
+    return jax.jit(
+        lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
+                                      lr_fn=state_lib.schedule(cfg), trainable=mask,
+                                      ema_decay=cfg.optim.ema_decay),
+        in_shardings=(shardings, batch_sharding), out_shardings=(shardings, None),
+        donate_argnums=(0,))
+  rl_cfg = base_config.grpo_config(cfg)
+  model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
+  return jax.jit(
+      lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
+                                         lr_fn=state_lib.schedule(cfg), eos_id=eos_id,
+                                         pad_id=pad_id, trainable=mask,
+                                         ema_decay=cfg.optim.ema_decay),
+      in_shardings=(shardings, batch_sharding,
+                    shardings.params if rl_cfg.beta > 0 else None, replicated(mesh)),
+      out_shardings=(shardings, None), donate_argnums=(0,))
+
+
+def replicated(mesh):
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def grpo_inputs(cfg, factory, shardings, tokenizer, mesh):
+  """The GRPO step's extra inputs: the reference policy and the reward's unit tables.
 
   The reference is the policy GRPO starts from (`init_from` merged into a fresh state),
   rebuilt the same way on resume, so checkpoints need not carry a second copy.
   """
-  rl_cfg = base_config.grpo_config(cfg)
   ref_params = None
-  if rl_cfg.beta > 0:  # the same draw StateFactory.create makes for the policy
+  if base_config.grpo_config(cfg).beta > 0:  # the same draw StateFactory.create makes
     _, init_rng = jax.random.split(jax.random.key(cfg.seed))
     ref_params = jax.jit(lambda k: nn.meta.unbox(factory.init_params(k)),
                          out_shardings=shardings.params)(init_rng)
     if cfg.init_from:
       ref_params = merge_init_from(ref_params, cfg.init_from)
-  tables = jax.device_put(units_lib.build_tables(tokenizer).as_arrays(),
-                          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
-  step_fn = jax.jit(
-      lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
-                                         lr_fn=state_lib.schedule(cfg),
-                                         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                                         trainable=mask, ema_decay=cfg.optim.ema_decay),
-      in_shardings=(shardings, mesh_lib.batch_sharding(mesh),
-                    shardings.params if ref_params is not None else None, None),
-      out_shardings=(shardings, None), donate_argnums=(0,))
-  return step_fn, (ref_params, tables)
+  tables = jax.device_put(units_lib.build_tables(tokenizer).as_arrays(), replicated(mesh))
+  return ref_params, tables
 
 
 def run_eval(cfg, mc, params, tokenizer, pipe) -> dict:
