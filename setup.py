@@ -46,6 +46,7 @@ setup(
             "nbformat",
             "ipykernel",
             "matplotlib",
+            "libtpu",  # AOT compilation for TPU topologies on CPU (tests/launch/test_describe)
         ],
         "tpu": ["libtpu"],
     },

@@ -10,15 +10,17 @@ from absl import logging
 def maybe_initialize():
   """Initialises jax.distributed when the environment says there are several processes.
 
-  On Cloud TPU pods `jax.distributed.initialize()` discovers everything itself; elsewhere
-  set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+  On Cloud TPU slices set FUN_ASR_DISTRIBUTED=auto (launch/tpu/train.sh does):
+  `jax.distributed.initialize()` then discovers the workers from the TPU metadata itself.
+  Elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
   """
   coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
   num = int(os.environ.get("JAX_NUM_PROCESSES", "1"))
   if coordinator and num > 1:
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num,
                                process_id=int(os.environ["JAX_PROCESS_ID"]))
-  elif os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("MEGASCALE_COORDINATOR_ADDRESS"):
+  elif (os.environ.get("FUN_ASR_DISTRIBUTED") == "auto" or os.environ.get("TPU_WORKER_HOSTNAMES")
+        or os.environ.get("MEGASCALE_COORDINATOR_ADDRESS")):
     jax.distributed.initialize()
   if jax.process_count() > 1:
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices",

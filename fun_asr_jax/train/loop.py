@@ -73,7 +73,8 @@ def make_tokenizer(cfg, workdir: str):
     if not texts:
       raise ValueError("config.data.tokenizer=sentencepiece:N needs a JSONL manifest in "
                        "config.data.train to learn from (or give a tokenizer folder)")
-    return train_sentencepiece(texts + prompt_texts(), os.path.join(workdir, "tokenizer_build"),
+    build = "tokenizer_build" + (f"_{jax.process_index()}" if jax.process_count() > 1 else "")
+    return train_sentencepiece(texts + prompt_texts(), os.path.join(workdir, build),
                                vocab_size=int(spec.split(":")[1]), symbols=PROMPT_SYMBOLS)
   if os.path.isdir(spec):
     return load_tokenizer(spec)
