@@ -125,13 +125,15 @@ class FunASR:
   # -- transcription --------------------------------------------------------------------
   def transcribe(self, inputs, hotwords=None, language: str | None = None,
                  sample_rate: int = _RATE, batch_size: int = 8, max_new_tokens: int = 256,
-                 segment_seconds: float = 30.0) -> list[Transcript]:
+                 segment_seconds: float = 30.0, retrieve: bool = True) -> list[Transcript]:
     """Transcripts in input order.
 
     `inputs`: paths, arrays (at `sample_rate`, mono `[N]` or `[N, C]`), or a mix;
-    `hotwords`: a list of strings. Recordings longer than `segment_seconds` are cut by
-    the VAD into pieces of at most that length, decoded in the same batches as the rest,
-    and stitched back with their timestamps shifted.
+    `hotwords`: a list of strings, retrieved per utterance from the CTC first pass
+    (`retrieve=False`, or a model without CTC text: the whole list goes into every prompt).
+    Recordings longer than `segment_seconds` are cut by the VAD into pieces of at most
+    that length, decoded in the same batches as the rest, and stitched back with their
+    timestamps shifted.
     """
     prompts.language_name(language)  # an unknown code fails here, naming the supported ones
     if isinstance(inputs, (str, np.ndarray)):
@@ -153,7 +155,7 @@ class FunASR:
         pieces += [(i, a, wave[a:b]) for a, b in vad.segments(wave, _RATE, cfg)]
       elif len(wave) >= _MIN_SAMPLES:  # shorter than one 25 ms window: the text stays empty
         pieces.append((i, 0, wave))
-    index = self._index(hotwords) if hotwords and self.has_ctc_text else None
+    index = self._index(hotwords) if hotwords and self.has_ctc_text and retrieve else None
     static_hotwords = (hotwords_lib.clean_hotwords(hotwords, self.retrieval.max_chars)
                        if hotwords and index is None else [])
     order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][2]))
