@@ -24,8 +24,9 @@ from fun_asr_jax.train import aot  # noqa: E402
 
 # name -> (size, stage, slice, global utterances, mesh overrides)
 CASES = {
-    "nano_s4_v5e-16": ("nano", "s4", "v5e-16", 128, {}),
-    "nano_grpo_v5e-16": ("nano", "grpo", "v5e-16", 32, {}),
+    "nano_s4_v5e-16": ("nano", "s4", "v5e-16", 64, {}),
+    "nano_s4_v5e-16_b128": ("nano", "s4", "v5e-16", 128, {}),
+    "nano_grpo_v5e-16": ("nano", "grpo", "v5e-16", 16, {}),
     "nano_s4_v4-32": ("nano", "s4", "v4-32", 256, {}),
     "nano_s4_v5p-64": ("nano", "s4", "v5p-64", 256, {}),
     "nano_s4_v6e-64": ("nano", "s4", "v6e-64", 256, {}),

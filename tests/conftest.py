@@ -7,6 +7,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("FUN_ASR_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+# The suite runs on CPU. With libtpu installed (the AOT tests compile for TPU topologies)
+# JAX would otherwise probe for a local TPU in every process; subprocesses inherit this.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def read_manifest(path):

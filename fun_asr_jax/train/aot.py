@@ -26,6 +26,7 @@ from fun_asr_jax.data.pipeline import PipelineConfig
 from fun_asr_jax.models import describe
 from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
 from fun_asr_jax.parallel import mesh as mesh_lib
+from fun_asr_jax.train import flops as flops_lib
 from fun_asr_jax.train import loop
 from fun_asr_jax.train import state as state_lib
 
@@ -202,7 +203,10 @@ def compile_step(cfg, topology: str, batch_size: int, seconds: float,
   mem, cost = compiled.memory_analysis(), _cost(compiled)
   peak_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes
                 - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
-  useful, executed = step_flops(cfg, mc, batch_size, seconds, batch["tokens"].shape[1])
+  useful, _ = step_flops(cfg, mc, batch_size, seconds, batch["tokens"].shape[1])
+  executed = flops_lib.count_flops(
+      step, state, batch, *extra,
+      while_trips=cfg.rl.max_new_tokens if cfg.objective == "grpo" else 1)
   n_dev = len(devices)
   ideal_s = executed / (n_dev * chip.peak_flops)
   return {
@@ -217,8 +221,9 @@ def compile_step(cfg, topology: str, batch_size: int, seconds: float,
       "model_flops": useful, "executed_flops": executed,
       # XLA's own count per device (a scanned stack's body once): kept for comparisons
       "xla_flops_per_device": float(cost.get("flops", 0.0)),
-      # every chip at its bf16 peak doing the executed FLOPs, and the MFU that allows
-      # (remat's recompute is what keeps it below 100 %)
+      # executed: every matmul of the compiled step counted on its jaxpr (remat recompute,
+      # attention, the output projection); every chip at its bf16 peak doing them gives
+      # the step time below and the MFU it allows
       "ideal_step_s": ideal_s, "mfu_bound": useful / executed if executed else 0.0,
       "peak_flops_per_device": chip.peak_flops,
   }
