@@ -169,14 +169,20 @@ def _cost(compiled) -> dict:
   return dict(cost or {})
 
 
-def compile_step(cfg, topology: str, batch_size: int, seconds: float,
-                 text_tokens: int = 192) -> dict:
-  """AOT-compiles `cfg`'s train step for `topology`; returns the memory and FLOP report.
+@dataclasses.dataclass
+class Prepared:
+  """A stage's jitted train step and its abstract inputs on a mesh."""
+  step: object
+  state: object  # abstract TrainState
+  factory: state_lib.StateFactory
+  mc: ModelConfig
+  batch: dict  # abstract batch
+  extra: tuple  # the GRPO step's reference params and unit tables (abstract)
 
-  `batch_size` is global (utterances; GRPO samples `rl.group_size` responses for each).
-  """
+
+def prepare(cfg, devices, batch_size: int, seconds: float, text_tokens: int = 192) -> Prepared:
+  """The step `launch/train.py` would run for `cfg` on `devices`, with abstract inputs."""
   base_config.finalize(cfg)
-  devices, chip, topo = slice_devices(topology)
   mesh = mesh_lib.make_mesh(cfg.mesh.to_dict(), devices)
   n_batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
   if batch_size % n_batch_shards:
@@ -197,6 +203,19 @@ def compile_step(cfg, topology: str, batch_size: int, seconds: float,
   extra = ()
   if cfg.objective == "grpo":
     extra = (state.params if cfg.rl.beta > 0 else None, unit_table_shapes(vocab))
+  return Prepared(step, state, factory, mc, batch, extra)
+
+
+def compile_step(cfg, topology: str, batch_size: int, seconds: float,
+                 text_tokens: int = 192) -> dict:
+  """AOT-compiles `cfg`'s train step for `topology`; returns the memory and FLOP report.
+
+  `batch_size` is global (utterances; GRPO samples `rl.group_size` responses for each).
+  """
+  devices, chip, topo = slice_devices(topology)
+  p = prepare(cfg, devices, batch_size, seconds, text_tokens)
+  step, state, mc, batch, extra = p.step, p.state, p.mc, p.batch, p.extra
+  mesh = p.factory.mesh
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, *extra).compile()
   compile_s = time.perf_counter() - t0
