@@ -68,7 +68,7 @@ def print_compiled(cfg) -> bool:
         f"(arguments {r['arguments_gib']:.2f}, temporaries {r['temp_gib']:.2f})"
         f"{'' if r['fits'] else '  DOES NOT FIT'}")
   print(f"  FLOPs per step   {r['model_flops']:.3e} useful (6ND), {r['executed_flops']:.3e} "
-        f"executed with remat")
+        f"executed (jaxpr count: attention, remat recompute)")
   print(f"  step at peak     {r['ideal_step_s'] * 1e3:8.1f} ms on {r['devices']} devices at "
         f"{r['peak_flops_per_device'] / 1e12:.0f} TFLOP/s bf16 -> MFU at most "
         f"{100 * r['mfu_bound']:.1f}%")

@@ -113,17 +113,15 @@ def model_config(cfg) -> ModelConfig:
                                                             model_presets.BYTE_VOCAB - 3))
 
 
-def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float,
-               tokens: int) -> tuple[float, float]:
-  """(useful, executed) FLOPs of one step by the 6·N·D convention (weight matmuls only).
+def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float, tokens: int) -> float:
+  """Useful FLOPs of one step by the 6·N·D convention (weight matmuls only, no recompute).
 
   Per component: 2·N·D forward, +2·N·D for activation gradients when anything trainable
   sits at or below it, +2·N·D for weight gradients when it is trainable itself. D is the
   encoder's output frames for encoder and CTC, the adaptor's for the adaptor, the prompt
   length for the LLM. GRPO adds the rollout (2·N per generated token) and the reference
-  pass (2·N·D). `executed` adds the forward pass that remat repeats in the backward pass.
-  Counted analytically because XLA's cost analysis counts a scanned layer stack's loop
-  body once, not once per layer.
+  pass (2·N·D). What the compiled step executes (attention, remat recompute) is counted
+  on its jaxpr instead (train/flops.py).
   """
   n = int(round(seconds * mc.frontend.fbank.sample_rate))
   counts = describe.parameter_counts(mc)
@@ -148,18 +146,16 @@ def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float,
   if cfg.objective == "ctc":
     parts = [p for p in parts if p[0] in ("encoder", "ctc")]
   order = ["encoder", "adaptor", "llm", "ctc"]
-  remat = {"encoder": mc.encoder.remat, "adaptor": "none", "llm": mc.llm.remat, "ctc": "none"}
-  total = recompute = 0.0
+  total = 0.0
   for name, params, d in parts:
     below = order[: order.index(name) + 1] if name != "ctc" else ["encoder", "ctc"]
     backward = any(trains(c) for c in below)
     total += (2 + 2 * backward + 2 * trains(name)) * params * d
-    recompute += 2 * params * d if backward and remat[name] != "none" else 0.0
   if cfg.objective == "grpo":
     total += 2 * llm_n * rows * cfg.rl.max_new_tokens  # rollout: one token at a time
     if cfg.rl.beta > 0:
       total += 2 * llm_n * rows * tokens  # the reference policy's pass
-  return float(total), float(total + recompute)
+  return float(total)
 
 
 def _cost(compiled) -> dict:
@@ -222,7 +218,7 @@ def compile_step(cfg, topology: str, batch_size: int, seconds: float,
   mem, cost = compiled.memory_analysis(), _cost(compiled)
   peak_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes
                 - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
-  useful, _ = step_flops(cfg, mc, batch_size, seconds, batch["tokens"].shape[1])
+  useful = step_flops(cfg, mc, batch_size, seconds, batch["tokens"].shape[1])
   executed = flops_lib.count_flops(
       step, state, batch, *extra,
       while_trips=cfg.rl.max_new_tokens if cfg.objective == "grpo" else 1)

@@ -23,8 +23,13 @@ def perturb_norms(torch, model, seed=0):
         p.add_(0.1 * torch.randn(p.shape, generator=g))
 
 
-def build_funasr_nano(folder: str, with_ctc: bool = True, seed: int = 0):
-  """A tiny FunASRNano in FunASR's folder layout. Returns (model, tokenizer, frontend)."""
+def build_funasr_nano(folder: str, with_ctc: bool = True, seed: int = 0, encoder=None,
+                      adaptor=None, qwen=None, vocab_size: int | None = None):
+  """A random FunASRNano in FunASR's folder layout. Returns (model, tokenizer, frontend).
+
+  Tiny by default; `encoder`, `adaptor` and `qwen` override the geometry (e.g. the real
+  Fun-ASR-Nano's for benchmarks), `vocab_size` the LLM's vocabulary.
+  """
   import torch
   import transformers
   from funasr.frontends.wav_frontend import WavFrontend
@@ -40,8 +45,10 @@ def build_funasr_nano(folder: str, with_ctc: bool = True, seed: int = 0):
       tokenizer_file=os.path.join(llm_dir, "tokenizer.json"), eos_token="<|im_end|>",
       pad_token="<|endoftext|>")
   hf_tok.save_pretrained(llm_dir)
-  qcfg = transformers.Qwen3Config(vocab_size=tok.vocab_size + 5, bos_token_id=tok.pad_id,
-                                  eos_token_id=tok.eos_id, initializer_range=0.5, **TINY_QWEN)
+  qcfg = transformers.Qwen3Config(vocab_size=vocab_size or tok.vocab_size + 5,
+                                  bos_token_id=tok.pad_id, eos_token_id=tok.eos_id,
+                                  initializer_range=0.5 if qwen is None else 0.02,
+                                  **dict(TINY_QWEN, **(qwen or {})))
   transformers.Qwen3ForCausalLM(qcfg).save_pretrained(llm_dir)
   ctc_vocab = os.path.join(folder, "ctc.tiktoken")
   with open(ctc_vocab, "w") as f:
@@ -50,8 +57,9 @@ def build_funasr_nano(folder: str, with_ctc: bool = True, seed: int = 0):
   ctc_v = get_encoding("multilingual", num_languages=8749, vocab_path=ctc_vocab).n_vocab
   conf = dict(
       audio_encoder="SenseVoiceEncoderSmall",
-      audio_encoder_conf=dict(output_size=32, attention_heads=2, linear_units=64, num_blocks=3,
-                              tp_blocks=2, dropout_rate=0.0, positional_dropout_rate=0.0,
+      audio_encoder_conf=dict(dict(output_size=32, attention_heads=2, linear_units=64,
+                                   num_blocks=3, tp_blocks=2), **(encoder or {}),
+                              dropout_rate=0.0, positional_dropout_rate=0.0,
                               attention_dropout_rate=0.0, input_layer="pe",
                               pos_enc_class="SinusoidalPositionEncoder", normalize_before=True,
                               kernel_size=11, sanm_shfit=0, selfattention_layer_type="sanm"),
@@ -59,8 +67,9 @@ def build_funasr_nano(folder: str, with_ctc: bool = True, seed: int = 0):
       llm_conf=dict(hub="hf", freeze=True, llm_dtype="fp32", init_param_path=llm_dir,
                     use_lora=False),
       audio_adaptor="Transformer",
-      audio_adaptor_conf=dict(downsample_rate=1, use_low_frame_rate=True, ffn_dim=40,
-                              llm_dim=48, encoder_dim=32, n_layer=2),
+      audio_adaptor_conf=dict(downsample_rate=1, use_low_frame_rate=True,
+                              **dict(dict(ffn_dim=40, llm_dim=48, encoder_dim=32, n_layer=2),
+                                     **(adaptor or {}))),
       frontend_conf=dict(fs=16000, window="hamming", n_mels=80, frame_length=25,
                          frame_shift=10, lfr_m=7, lfr_n=6, cmvn_file=None),
   )
