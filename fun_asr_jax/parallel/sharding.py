@@ -84,3 +84,17 @@ def sharding_table(boxed_tree, mesh_sizes: dict[str, int], rules=RULES) -> dict[
                  "spec": [list(a) if isinstance(a, tuple) else a for a in spec],
                  "shard_shape": shard}
   return out
+
+
+def with_rules(fn, mesh: jax.sharding.Mesh, rules=RULES):
+  """`fn` traced with `mesh` and the logical rules in force.
+
+  The models mark activations with `nn.with_logical_constraint` (batch over data x fsdp);
+  outside a rules context and a mesh those marks are no-ops and XLA infers the layout
+  alone, which after repeats and decode loops (GRPO rollouts) can replicate whole
+  activations on every chip. Wrap every jitted training function with this.
+  """
+  def traced(*args, **kwargs):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+      return fn(*args, **kwargs)
+  return traced

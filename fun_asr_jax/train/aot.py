@@ -71,9 +71,11 @@ def slice_devices(name: str):
   try:
     from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
     desc = topologies.get_topology_desc(platform="tpu", topology_name=topology)
-  except Exception as e:  # libtpu missing or the shape unknown to it
-    raise RuntimeError(f"cannot describe TPU topology {topology!r} ({e}); "
-                       "AOT compilation for TPU needs `pip install libtpu`") from e
+  except Exception as e:  # libtpu missing, busy, or the shape unknown to it
+    hint = ("another process holds libtpu; run one at a time or set "
+            "ALLOW_MULTIPLE_LIBTPU_LOAD=1" if "lockfile" in str(e)
+            else "AOT compilation for TPU needs `pip install libtpu`")
+    raise RuntimeError(f"cannot describe TPU topology {topology!r} ({e}); {hint}") from e
   return desc.devices, CHIPS[m.group(1)], topology
 
 

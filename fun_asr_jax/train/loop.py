@@ -29,7 +29,7 @@ from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, r
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
-from fun_asr_jax.parallel import distributed, mesh as mesh_lib
+from fun_asr_jax.parallel import distributed, mesh as mesh_lib, sharding as sharding_lib
 from fun_asr_jax.rl import grpo, units as units_lib
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.tokenizer import Tokenizer, load_tokenizer, train_sentencepiece
@@ -378,18 +378,20 @@ def jitted_step(cfg, mc, lc, tx, mask, shardings, mesh, eos_id: int, pad_id: int
   if cfg.objective != "grpo":
     model = steps.training_model(mc, cfg.data.dither)
     return jax.jit(
-        lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                      lr_fn=state_lib.schedule(cfg), trainable=mask,
-                                      ema_decay=cfg.optim.ema_decay),
+        sharding_lib.with_rules(
+            lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
+                                          lr_fn=state_lib.schedule(cfg), trainable=mask,
+                                          ema_decay=cfg.optim.ema_decay), mesh),
         in_shardings=(shardings, batch_sharding), out_shardings=(shardings, None),
         donate_argnums=(0,))
   rl_cfg = base_config.grpo_config(cfg)
   model = FunASR(mc)  # rollouts and scoring run deterministically, without dither
   return jax.jit(
-      lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
-                                         lr_fn=state_lib.schedule(cfg), eos_id=eos_id,
-                                         pad_id=pad_id, trainable=mask,
-                                         ema_decay=cfg.optim.ema_decay),
+      sharding_lib.with_rules(
+          lambda s, b, r, t: grpo.train_step(s, r, b, t, model=model, cfg=rl_cfg, tx=tx,
+                                             lr_fn=state_lib.schedule(cfg), eos_id=eos_id,
+                                             pad_id=pad_id, trainable=mask,
+                                             ema_decay=cfg.optim.ema_decay), mesh),
       in_shardings=(shardings, batch_sharding,
                     shardings.params if rl_cfg.beta > 0 else None, replicated(mesh)),
       out_shardings=(shardings, None), donate_argnums=(0,))
