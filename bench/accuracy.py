@@ -10,7 +10,6 @@ are scored on the unseen speaker. aishell: an 80/20 split by utterance of
 ../shared/data/aishell, scored by CER. Results go to WORKDIR/accuracy_<task>.json.
 """
 
-import ast
 import json
 import math
 import os
@@ -25,7 +24,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from configs import ctc, sft  # noqa: E402
+from configs import base, ctc, sft  # noqa: E402
 from fun_asr_jax.data.bucketing import Buckets  # noqa: E402
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from fun_asr_jax.train import checkpoint, evaluation, loop  # noqa: E402
@@ -136,26 +135,8 @@ def config(manifests, task, stage="s0"):
   c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
                  time_limit_minutes=_MINUTES.value)
   for item in _SET.value:
-    apply_override(c, item)
+    base.apply_override(c, item)
   return c
-
-
-def apply_override(c, item):
-  """'a.b=VALUE' sets c.a.b, parsing VALUE as a Python literal when it is one."""
-  key, sep, text = item.partition("=")
-  if not sep:
-    raise ValueError(f"--set={item!r}: expected KEY=VALUE")
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    value = text
-  *parents, leaf = key.split(".")
-  node = c
-  for name in parents:
-    node = node[name]
-  if leaf not in node:
-    raise ValueError(f"--set={item!r}: config has no field {key!r}")
-  node[leaf] = value
 
 
 def score(workdir, manifest, path, task):

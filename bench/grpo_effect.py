@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from configs import base as base_config  # noqa: E402
 from configs import grpo as grpo_config  # noqa: E402
 from fun_asr_jax.audio import io as audio_io  # noqa: E402
 from fun_asr_jax.data import synth  # noqa: E402
@@ -39,6 +40,12 @@ _STEPS = flags.DEFINE_integer("steps", 60, "GRPO steps (training stops at the bu
 _MINUTES = flags.DEFINE_float("minutes", 15.0, "GRPO time budget.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 160, "Held-out synthetic utterances.")
 _NUM_NOISE = flags.DEFINE_integer("num_noise", 48, "Held-out noise-only clips.")
+_LR = flags.DEFINE_float("lr", 2e-5, "GRPO peak learning rate.")
+_NOISE_ONLY = flags.DEFINE_float("noise_only_prob", 0.15, "Share of training utterances "
+                                 "replaced by noise-only clips (empty references).")
+_RUN = flags.DEFINE_string("run", "grpo", "Run folder under --workdir (an existing one resumes).")
+_SET = flags.DEFINE_multi_string("set", [], "Config overrides KEY=VALUE, e.g. "
+                                 "--set=rl.group_size=8 --set=rl.temperature=1.2.")
 
 
 def noise_clips(folder: str, n: int) -> str:
@@ -118,17 +125,22 @@ def main(argv):
   c.data.train = _TRAIN.value or src_cfg["data"]["train"]
   c.data.noise = NOISE if os.path.exists(NOISE) else ""
   c.data.update(batch_size=4, bucket_seconds=(4.0, 6.0), bucket_tokens=(160, 192))
-  c.data.augment.update(noise_only_prob=0.15, noise_prob=0.2 if c.data.noise else 0.0)
+  c.data.augment.update(noise_only_prob=_NOISE_ONLY.value,
+                        noise_prob=0.2 if c.data.noise else 0.0)
+  c.optim.update(lr=_LR.value)
   c.rl.update(group_size=4, max_new_tokens=32)
   c.train.update(num_steps=_STEPS.value, log_every=5, save_every=0,
                  time_limit_minutes=_MINUTES.value)
-  run_dir = os.path.join(root, "grpo")
+  for item in _SET.value:
+    base_config.apply_override(c, item)
+  run_dir = os.path.join(root, _RUN.value)
   t = time.time()
   result = loop.train(c, run_dir)
   after = score(run_dir, sets)
   report = {"sft": sft, "grpo_steps": result["step"], "grpo_minutes": (time.time() - t) / 60,
+            "lr": _LR.value, "noise_only_prob": _NOISE_ONLY.value, "set": _SET.value,
             "before": before, "after": after}
-  with open(os.path.join(root, "grpo_effect.json"), "w", encoding="utf-8") as f:
+  with open(os.path.join(root, f"grpo_effect_{_RUN.value}.json"), "w", encoding="utf-8") as f:
     json.dump(report, f, ensure_ascii=False, indent=1)
   print(f"\n{'':<10}{'halluc.':>9}{'hotword R':>11}{'WER':>8}{'MER':>8}")
   for name, r in (("SFT", before), ("GRPO", after)):

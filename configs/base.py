@@ -4,6 +4,8 @@
 of a size (tiny | small | nano | full) and, for SFT, a stage (s1..s5).
 """
 
+import ast
+
 import ml_collections
 
 from configs import models
@@ -120,3 +122,21 @@ def grpo_config(c: ml_collections.ConfigDict):
   d = c.rl.to_dict()
   d.pop("max_hotwords", None)
   return grpo.GRPOConfig(**dict(d, reward=rewards.RewardConfig(**d["reward"])))
+
+
+def apply_override(c, item):
+  """'a.b=VALUE' sets c.a.b, parsing VALUE as a Python literal when it is one."""
+  key, sep, text = item.partition("=")
+  if not sep:
+    raise ValueError(f"--set={item!r}: expected KEY=VALUE")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  *parents, leaf = key.split(".")
+  node = c
+  for name in parents:
+    node = node[name]
+  if leaf not in node:
+    raise ValueError(f"--set={item!r}: config has no field {key!r}")
+  node[leaf] = value
