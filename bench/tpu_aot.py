@@ -71,10 +71,20 @@ def main(argv):
     with open(_OUTPUT.value, "w") as f:
       json.dump(results, f, indent=1)
     print(json.dumps(r), flush=True)
+  table(results, _CASES.value)
+
+
+def table(results: dict, names):
   print(f"\n| case | mesh | batch | HBM/chip GiB | fits | useful PFLOP/step | step at peak ms |"
         f" MFU bound |")
-  for name in _CASES.value:
+  for name in names:
     r = results[name]
+    if "error" not in r:  # useful FLOPs from the current formula (cheap, no compile)
+      size, stage, _, batch, mesh = CASES[name]
+      cfg = config_for(size, stage, mesh)
+      r["model_flops"] = aot.step_flops(cfg, aot.model_config(cfg), batch, 30.0,
+                                        r["prompt_tokens"])
+      r["mfu_bound"] = r["model_flops"] / r["executed_flops"]
     if "error" in r:
       print(f"| {name} | | {r['batch_size']} | > capacity | no | | | |")
       continue

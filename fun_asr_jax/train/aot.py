@@ -133,8 +133,10 @@ def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float, tokens: in
   enc_frames = int(encoder_lib.output_length(mc.encoder, np.int64(feature_frames(mc, n))))
   ada_frames = int(adaptor_lib.output_length(mc.adaptor, np.int64(enc_frames)))
   trainable = tuple(cfg.trainable)
-  trains = lambda comp: "all" in trainable or any(t == comp or t.startswith(comp + "/")
-                                                  for t in trainable)
+  # full weight gradients only for components trained whole; LoRA ('llm/lora') still
+  # needs the activation gradients through its component
+  trains = lambda comp: "all" in trainable or comp in trainable
+  touched = lambda comp: trains(comp) or any(t.startswith(comp + "/") for t in trainable)
   g = cfg.rl.group_size if cfg.objective == "grpo" else 1
   rows = batch_size * g
   llm_n = counts.get("llm", 0) + counts.get("llm_lora", 0) + (
@@ -151,7 +153,7 @@ def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float, tokens: in
   total = 0.0
   for name, params, d in parts:
     below = order[: order.index(name) + 1] if name != "ctc" else ["encoder", "ctc"]
-    backward = any(trains(c) for c in below)
+    backward = any(touched(c) for c in below)
     total += (2 + 2 * backward + 2 * trains(name)) * params * d
   if cfg.objective == "grpo":
     total += 2 * llm_n * rows * cfg.rl.max_new_tokens  # rollout: one token at a time
