@@ -75,8 +75,8 @@ def main(argv):
 
 
 def table(results: dict, names):
-  print(f"\n| case | mesh | batch | HBM/chip GiB | fits | useful PFLOP/step | step at peak ms |"
-        f" MFU bound |")
+  print("\n| case | mesh | batch | HBM/chip GiB | fits | useful PFLOP/step | step at peak ms |"
+        " MFU bound |")
   for name in names:
     r = results[name]
     if "error" not in r:  # useful FLOPs from the current formula (cheap, no compile)
