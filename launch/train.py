@@ -21,7 +21,9 @@ def main(argv):
   del argv
   result = loop.train(_CONFIG.value, _WORKDIR.value)
   logging.info("finished at step %d (%d compiled programs)%s", result["step"],
-               result["compiled_programs"], " after SIGTERM" if result["preempted"] else "")
+               result["compiled_programs"],
+               " (stopped early: SIGTERM or a time/step limit; the run resumes from here)"
+               if result["preempted"] else "")
   if result["eval"]:
     print(f"eval: WER {result['eval']['wer']:.4f} CER {result['eval']['cer']:.4f} "
           f"MER {result['eval']['mer']:.4f}")
