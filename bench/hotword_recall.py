@@ -9,7 +9,10 @@ never heard), decoded three ways with the same checkpoint:
              each utterance's prompt gets what CTC-retrieval finds (inference/hotwords.py)
   whole      the corpus's rare names, all of them in every prompt (the release's way; the
              big list would not fit a prompt)
-Reported per way: recall of the reference's rare name in the hypothesis (utterances that
+With --names=unseen the rare names are invented here (none of them in any training
+corpus): --num_unseen utterances each mention one of 20 new names (12 Latin, 8 Chinese),
+and the lists are built from those; the model cannot know them, so only the prompt can
+give them. Reported per way: recall of the reference's rare name in the hypothesis (utterances that
 mention one), false insertions (utterances that mention none whose hypothesis contains a
 list name), hotwords per prompt, and the mixed error rate.
 """
@@ -27,7 +30,7 @@ from absl import app, flags  # noqa: E402
 from bench import hotwords as hotword_bench  # noqa: E402
 from fun_asr_jax import FunASR  # noqa: E402
 from fun_asr_jax.data import manifest, synth  # noqa: E402
-from fun_asr_jax.text.normalize import normalize  # noqa: E402
+from fun_asr_jax.text.normalize import has_cjk, normalize  # noqa: E402
 from fun_asr_jax.train.metrics import error_rates  # noqa: E402
 
 _CKPT = flags.DEFINE_string("checkpoint", None, "Training workdir or model folder.")
@@ -35,6 +38,53 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/hotword_recall", "Held-out data 
 _NUM = flags.DEFINE_integer("num_test", 160, "Held-out utterances (about a quarter with a "
                             "rare name).")
 _DISTRACTORS = flags.DEFINE_integer("distractors", 1000, "Invented names added to the list.")
+_NAMES = flags.DEFINE_enum("names", "corpus", ["corpus", "unseen"], "Rare names: the "
+                           "synthetic corpus's own, or new ones no training corpus contains.")
+_NUM_UNSEEN = flags.DEFINE_integer("num_unseen", 60, "--names=unseen: utterances that "
+                                   "mention a new name.")
+
+
+def unseen_names(rng: random.Random) -> list[str]:
+  """20 invented names (12 Latin, 8 Chinese) outside the synthetic corpus's lists."""
+  known = set(synth.EN_RARE) | set(synth.ZH_RARE)
+  out = []
+  for make, count in ((hotword_bench.latin_name, 12), (hotword_bench.chinese_name, 8)):
+    found = set()
+    while len(found) < count:
+      found.add(make(rng))
+      found -= known
+    out += sorted(found)
+  return out
+
+
+def unseen_rows(folder: str, names: list[str], num: int) -> list[dict]:
+  """`num` test-voice utterances, each mentioning one of `names` (cycled), as wav files."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.audio import io as audio_io  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.data import espeak  # pylint: disable=import-outside-toplevel
+  path = os.path.join(folder, "unseen.jsonl")
+  if os.path.exists(path):
+    return manifest.read_jsonl(path)[0]
+  os.makedirs(os.path.join(folder, "unseen"), exist_ok=True)
+  tts, rows = espeak.synthesizer(), []
+  for i in range(num):
+    rng = np.random.RandomState(1000 + i)
+    name = names[i % len(names)]
+    lang = "zh" if has_cjk(name) else "en"
+    text = (synth.mandarin_sentence if lang == "zh" else synth.english_sentence)(rng, name)
+    voice = synth.voice_for(rng, lang, "test")
+    pcm = tts.synth(text, voice=voice, rate=int(rng.uniform(140, 210)),
+                    pitch=int(rng.uniform(25, 75)))
+    wave = audio_io.resample(pcm.astype(np.float32) / 32768.0, tts.sample_rate, 16000)
+    wave = wave * np.float32(0.9 / (np.abs(wave).max() + 1e-9))
+    audio = os.path.join(folder, "unseen", f"{i:04d}.wav")
+    sf.write(audio, wave, 16000)
+    rows.append({"id": f"unseen-{i:04d}", "audio": audio, "text": text, "lang": lang,
+                 "hotwords": [name], "voice": voice})
+  with open(path, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+  return rows
 
 
 def contains(hyp: str, word: str) -> bool:
@@ -63,6 +113,10 @@ def main(argv):
           if r["text"]][: _NUM.value]
   names = list(synth.EN_RARE) + list(synth.ZH_RARE)
   rng = random.Random(0)
+  if _NAMES.value == "unseen":  # the corpus's names leave; new ones come in
+    names = unseen_names(random.Random(5))
+    rows = [r for r in rows if not r.get("hotwords")] + unseen_rows(
+        _WORKDIR.value, names, _NUM_UNSEEN.value)
   distractors = set()
   while len(distractors) < _DISTRACTORS.value:
     distractors.add(hotword_bench.latin_name(rng) if rng.random() < 0.7
@@ -78,7 +132,9 @@ def main(argv):
   report["examples"] = [{"ref": r["text"], **{w: ways[w][i].text for w in ways},
                          "retrieved": ways["retrieval"][i].hotwords}
                         for i, r in enumerate(rows) if r.get("hotwords")][:8]
-  with open(os.path.join(_WORKDIR.value, "hotword_recall.json"), "w", encoding="utf-8") as f:
+  report["names"] = _NAMES.value
+  out = os.path.join(_WORKDIR.value, f"hotword_recall_{_NAMES.value}.json")
+  with open(out, "w", encoding="utf-8") as f:
     json.dump(report, f, ensure_ascii=False, indent=1)
   print(f"{'way':<11}{'recall':>8}{'false ins.':>12}{'hotwords/prompt':>17}{'MER':>8}")
   for way in ways:

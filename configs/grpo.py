@@ -27,7 +27,8 @@ def get_config(arg: str | None = None):
       "epsilon_low": 0.2, "epsilon_high": 0.28, "beta": 0.04, "aggregation": "sequence",
       "num_updates": 1, "max_hotwords": 4,
       "reward": {"accuracy": 1.0, "keywords": 0.5, "hallucination": 1.0, "language": 0.2,
-                 "loop_max_ngram": 4, "loop_repeats": 4, "max_units": 0}})
+                 "hallucination_per_unit": 0.0, "loop_max_ngram": 4, "loop_repeats": 4,
+                 "max_units": 0}})
   # the rewards need something to score: hotword prompts and noise-only clips
   c.data.hotword_prompt_prob = 0.5
   c.data.augment.noise_only_prob = 0.1

@@ -97,6 +97,14 @@ def resolve_vocab(d: dict, vocab: int) -> dict:
   return d
 
 
+def from_dict(d: dict, vocab: int = BYTE_VOCAB - 3) -> ModelConfig:
+  """A model dict (e.g. `cfg.model.to_dict()`) as a ModelConfig; vocab 0 sized for `vocab`.
+
+  Without a tokenizer at hand (describe, AOT), the byte-level size stands in.
+  """
+  return ModelConfig.from_dict(resolve_vocab(d, vocab))
+
+
 def model_config(size: str, vocab: int = BYTE_VOCAB - 3) -> ModelConfig:
   """The preset as a ModelConfig; from-scratch vocabularies sized for `vocab` tokens."""
-  return ModelConfig.from_dict(resolve_vocab(model_dict(size), vocab))
+  return from_dict(model_dict(size), vocab)

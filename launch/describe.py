@@ -20,7 +20,6 @@ from ml_collections import config_flags
 
 from configs import models
 from fun_asr_jax.models import describe
-from fun_asr_jax.models.fun_asr import ModelConfig
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file[:ARG].")
 _AXES = flags.DEFINE_bool("axes", False, "Also list every parameter with its logical axes.")
@@ -39,7 +38,7 @@ def _fmt(n: int) -> str:
 
 
 def print_parameters(cfg):
-  mc = ModelConfig.from_dict(models.resolve_vocab(cfg.model.to_dict(), models.BYTE_VOCAB - 3))
+  mc = models.from_dict(cfg.model.to_dict())
   counts = describe.parameter_counts(mc)
   print(f"config: {flags.FLAGS['config'].config_filename}  size: {cfg.get('size')}")
   print(f"{'component':<20}{'parameters':>14}")

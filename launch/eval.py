@@ -2,6 +2,7 @@ r"""Scores a checkpoint on a manifest: batched greedy decoding, jiwer after norm
 
   python launch/eval.py --checkpoint=runs/s4 --manifest=corpus/test.jsonl --output=report.json
   python launch/eval.py --checkpoint=runs/s5 --manifest=corpus/test.jsonl --output=ctc.json --path=ctc
+  python launch/eval.py ... --path=rescore --ctc_weight=1.0   # CTC n-best rescored by the LLM
 
 REPORT.json: top-level wer, cer, mer, num_utterances, substitutions/deletions/insertions,
 hallucination_rate (empty references with output), and per-utterance rows (id, ref, hyp).
@@ -23,7 +24,10 @@ from fun_asr_jax.train import checkpoint, evaluation
 _CKPT = flags.DEFINE_string("checkpoint", None, "Training workdir or model folder.")
 _MANIFEST = flags.DEFINE_string("manifest", None, "JSONL manifest (or a shard folder).")
 _OUTPUT = flags.DEFINE_string("output", None, "Report path (JSON).")
-_PATH = flags.DEFINE_enum("path", "llm", ["llm", "ctc"], "Decode with the LLM or the CTC branch.")
+_PATH = flags.DEFINE_enum("path", "llm", list(evaluation.PATHS), "Decode with the LLM, the "
+                          "CTC branch, or the CTC n-best rescored by the LLM.")
+_CTC_WEIGHT = flags.DEFINE_float("ctc_weight", 1.0, "--path=rescore: score = log P_llm + "
+                                 "ctc_weight * log P_ctc.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Utterances per batch.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Decoding limit per utterance.")
 _MAX_SECONDS = flags.DEFINE_float("max_seconds", 30.0, "Longest utterance (bucket limit).")
@@ -43,7 +47,7 @@ def main(argv):
   cache = os.path.join(tempfile.gettempdir(), "fun_asr_eval_cache")
   pipe = Pipeline(_MANIFEST.value, cfg, tokenizer, pcfg, cache)
   report = evaluation.evaluate(cfg, params, tokenizer, pipe, path=_PATH.value,
-                               max_new_tokens=_MAX_NEW.value)
+                               max_new_tokens=_MAX_NEW.value, ctc_weight=_CTC_WEIGHT.value)
   report["hotword_recall"] = evaluation.hotword_recall(report["utterances"])
   report.update(checkpoint=os.path.abspath(_CKPT.value), manifest=_MANIFEST.value,
                 path=_PATH.value, skipped_too_long=pipe.stats.too_long,

@@ -99,11 +99,17 @@ def feature_frames(cfg: ModelConfig, num_samples):
   return F.lfr_length(frames, cfg.frontend.lfr_n) if cfg.frontend.lfr_n > 1 else frames
 
 
-def num_audio_tokens(cfg: ModelConfig, num_samples: int) -> int:
-  """Audio slots in the prompt for a clip of `num_samples` (host-side, exact)."""
+def frame_counts(cfg: ModelConfig, num_samples: int) -> tuple[int, int, int]:
+  """(frontend, encoder, adaptor) output frames for a clip of `num_samples` (host, exact)."""
   feats = int(feature_frames(cfg, num_samples))
   enc = int(encoder_lib.output_length(cfg.encoder, np.int64(feats)))
   adapted = int(adaptor_lib.output_length(cfg.adaptor, np.int64(enc))) if enc > 0 else 0
+  return feats, enc, adapted
+
+
+def num_audio_tokens(cfg: ModelConfig, num_samples: int) -> int:
+  """Audio slots in the prompt for a clip of `num_samples` (host-side, exact)."""
+  feats, _, adapted = frame_counts(cfg, num_samples)
   if cfg.audio_tokens == "all":
     return adapted
   if cfg.audio_tokens == "fake_token_len":

@@ -247,6 +247,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                  **{f"reward_{k}": mean(terms[k]) for k in
                     ("accuracy", "keywords", "hallucination", "language")},
                  hallucinated=mean(terms["hallucinated"]), loops=mean(terms["loop"]),
+                 # share of samples on silent references that wrote text (0 without any)
+                 hallucination_rate=terms["hallucinated"].sum() / jnp.maximum(
+                     terms["silent_ref"].sum(), 1),
                  unit_error_rate=terms["errors"].sum() / jnp.maximum(terms["ref_units"].sum(), 1))
   ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,

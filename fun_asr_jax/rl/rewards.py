@@ -10,7 +10,9 @@ jitted program.
                      precision (hypothesis hotwords that are in the reference); 1 when
                      there are none of either
     R3 hallucination -1 for text on a noise-only or silent reference, -1 for a loop (an
-                     n-gram of units repeated `loop_repeats` times in a row, or no end token)
+                     n-gram of units repeated `loop_repeats` times in a row, or no end token);
+                     optionally `hallucination_per_unit` more per unit of such text, so a
+                     group whose samples all hallucinate still ranks them by length
     R4 language      1 - |CJK share of hypothesis units - CJK share of reference units|;
                      1 for an empty hypothesis (R1 already charges the deletion)
 """
@@ -29,12 +31,13 @@ class RewardConfig:
   keywords: float = 0.5
   hallucination: float = 1.0
   language: float = 0.2
+  hallucination_per_unit: float = 0.0  # extra R3 penalty per unit of text on silence
   loop_max_ngram: int = 4
   loop_repeats: int = 4
   max_units: int = 0  # 0 -> 4 x the sampled length
 
   def validate(self, prefix: str = "rl.reward"):
-    for f in ("accuracy", "keywords", "hallucination", "language"):
+    for f in ("accuracy", "keywords", "hallucination", "language", "hallucination_per_unit"):
       if getattr(self, f) < 0:
         raise ValueError(f"config.{prefix}.{f}={getattr(self, f)}: reward weights must be "
                          ">= 0 (the hallucination term is already a penalty)")
@@ -120,11 +123,13 @@ def compute(hyp_tokens, hyp_len, done, ref_tokens, ref_len, kw_tokens, kw_len, i
   loop = has_loop(hyp, hyp_n, cfg.loop_max_ngram, cfg.loop_repeats) | ~done
   hallucinated = silent_ref & (hyp_n > 0)
   r3 = -(hallucinated | loop).astype(jnp.float32)
+  r3 = r3 - cfg.hallucination_per_unit * jnp.where(hallucinated, hyp_n, 0).astype(jnp.float32)
   share = lambda kind, num: kind["cjk"] / jnp.maximum(num, 1)
   r4 = jnp.where(hyp_n > 0, 1.0 - jnp.abs(share(hyp_kind, hyp_n) - share(ref_kind, ref_n)), 1.0)
   total = cfg.accuracy * r1 + cfg.keywords * r2 + cfg.hallucination * r3 + cfg.language * r4
   terms = {"accuracy": r1, "keywords": r2, "hallucination": r3, "language": r4,
            "errors": errors.astype(jnp.float32), "ref_units": ref_n.astype(jnp.float32),
+           "silent_ref": silent_ref.astype(jnp.float32),
            "hallucinated": hallucinated.astype(jnp.float32), "loop": loop.astype(jnp.float32),
            "keyword_hits": hits.astype(jnp.float32),
            "keywords_in_ref": n_ref_kw.astype(jnp.float32),

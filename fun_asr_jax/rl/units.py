@@ -97,7 +97,12 @@ def _normalized_char(cp: int) -> list[int]:
   return out
 
 
-def build_tables(tokenizer, max_token_bytes: int = 48, expansion: int = 4) -> UnitTables:
+MAX_TOKEN_BYTES = 48  # token_bytes width cap (longer tokens are cut)
+EXPANSION = 4  # char_map width: units one character may expand to
+
+
+def build_tables(tokenizer, max_token_bytes: int = MAX_TOKEN_BYTES,
+                 expansion: int = EXPANSION) -> UnitTables:
   """The two lookup tables for `tokenizer` (host, once per run)."""
   toks = _bytes_of_tokens(tokenizer)
   width = max(1, min(max_token_bytes, max(len(b) for b in toks)))

@@ -18,13 +18,12 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from configs import base as base_config
 from configs import models as model_presets
 from fun_asr_jax.data.pipeline import PipelineConfig
 from fun_asr_jax.models import describe
-from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
+from fun_asr_jax.models.fun_asr import ModelConfig, frame_counts, num_audio_tokens
 from fun_asr_jax.parallel import mesh as mesh_lib
 from fun_asr_jax.train import flops as flops_lib
 from fun_asr_jax.train import loop
@@ -102,17 +101,16 @@ def abstract_batch(cfg, mc: ModelConfig, batch_size: int, seconds: float,
 
 
 def unit_table_shapes(vocab_size: int) -> dict:
-  """Shapes of rl.units.build_tables(tokenizer).as_arrays() for a `vocab_size` tokenizer."""
+  """Shapes of rl.units.build_tables(tokenizer).as_arrays() for a `vocab_size` tokenizer
+  (token_bytes at its widest: a real tokenizer's longest token may be shorter)."""
   from fun_asr_jax.rl import units  # pylint: disable=import-outside-toplevel
-  widths = units.build_tables.__defaults__  # (max_token_bytes, expansion)
-  return {"token_bytes": jax.ShapeDtypeStruct((vocab_size, widths[0]), jnp.int32),
-          "char_map": jax.ShapeDtypeStruct((65536, widths[1]), jnp.int32)}
+  return {"token_bytes": jax.ShapeDtypeStruct((vocab_size, units.MAX_TOKEN_BYTES), jnp.int32),
+          "char_map": jax.ShapeDtypeStruct((65536, units.EXPANSION), jnp.int32)}
 
 
 def model_config(cfg) -> ModelConfig:
   """From-scratch presets size their vocabulary from the tokenizer; AOT uses bytes."""
-  return ModelConfig.from_dict(model_presets.resolve_vocab(cfg.model.to_dict(),
-                                                            model_presets.BYTE_VOCAB - 3))
+  return model_presets.from_dict(cfg.model.to_dict())
 
 
 def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float, tokens: int) -> float:
@@ -127,11 +125,7 @@ def step_flops(cfg, mc: ModelConfig, batch_size: int, seconds: float, tokens: in
   """
   n = int(round(seconds * mc.frontend.fbank.sample_rate))
   counts = describe.parameter_counts(mc)
-  from fun_asr_jax.models import adaptor as adaptor_lib  # pylint: disable=import-outside-toplevel
-  from fun_asr_jax.models import encoder as encoder_lib  # pylint: disable=import-outside-toplevel
-  from fun_asr_jax.models.fun_asr import feature_frames  # pylint: disable=import-outside-toplevel
-  enc_frames = int(encoder_lib.output_length(mc.encoder, np.int64(feature_frames(mc, n))))
-  ada_frames = int(adaptor_lib.output_length(mc.adaptor, np.int64(enc_frames)))
+  _, enc_frames, ada_frames = frame_counts(mc, n)
   trainable = tuple(cfg.trainable)
   # full weight gradients only for components trained whole; LoRA ('llm/lora') still
   # needs the activation gradients through its component

@@ -5,7 +5,8 @@ import functools
 import jax
 
 from fun_asr_jax import decoding
-from fun_asr_jax.inference.transcribe import _generate, postprocess
+from fun_asr_jax.inference import rescore as rescore_lib
+from fun_asr_jax.inference.transcribe import _generate, encode_audio, postprocess
 from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
 from fun_asr_jax.train.metrics import error_rates
@@ -21,14 +22,30 @@ def _ctc_greedy(params, batch, cfg: ModelConfig):
   return ctc_lib.greedy_decode(logits, lpads, cfg.ctc.blank_id)[:2]
 
 
+PATHS = ("llm", "ctc", "rescore")
+
+
 def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "llm",
-                 max_new_tokens: int = 64) -> list[str]:
-  """Hypotheses for a prompt-only batch (from `Pipeline(..., include_targets=False)`)."""
+                 max_new_tokens: int = 64, ctc_weight: float = 1.0) -> list[str]:
+  """Hypotheses for a prompt-only batch (from `Pipeline(..., include_targets=False)`).
+
+  path: 'llm' greedy LLM decoding, 'ctc' the CTC branch's best path, 'rescore' the CTC
+  n-best rescored by the LLM (inference/rescore.py; `ctc_weight` weighs the CTC score).
+  """
+  if path not in PATHS:
+    raise ValueError(f"path={path!r}: expected one of {PATHS}")
   arrays = {k: batch[k] for k in ("waveform", "wave_lengths", "tokens", "audio_mask",
                                   "paddings")}
+  if path in ("ctc", "rescore") and not cfg.ctc.enabled:
+    raise ValueError(f"--path={path}: this model has no CTC branch")
+  if path == "rescore":
+    enc = encode_audio(params, arrays["waveform"], arrays["wave_lengths"], cfg)
+    nbest = rescore_lib.proposals(enc["ctc_log_probs"], enc["ctc_paddings"], tokenizer,
+                                  cfg.ctc.blank_id, postprocess=postprocess)
+    picked = rescore_lib.rescore(cfg, params, tokenizer, enc["audio"], arrays, nbest,
+                                 ctc_weight)
+    return [p["text"] for p in picked]
   if path == "ctc":
-    if not cfg.ctc.enabled:
-      raise ValueError("--path=ctc: this model has no CTC branch")
     toks, lens = jax.device_get(_ctc_greedy(params, arrays, cfg))
     return [postprocess(tokenizer.decode([t for t in toks[i, : lens[i]]
                                           if t < tokenizer.vocab_size]))
@@ -41,13 +58,13 @@ def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "
 
 
 def evaluate(cfg: ModelConfig, params, tokenizer, pipeline, path: str = "llm",
-             max_new_tokens: int = 64, max_batches: int = 0) -> dict:
+             max_new_tokens: int = 64, max_batches: int = 0, ctc_weight: float = 1.0) -> dict:
   """Decodes every batch (or `max_batches`) and scores; returns metrics and rows."""
   rows = []
   for i, batch in enumerate(pipeline):
     if max_batches and i >= max_batches:
       break
-    hyps = decode_batch(cfg, params, tokenizer, batch, path, max_new_tokens)
+    hyps = decode_batch(cfg, params, tokenizer, batch, path, max_new_tokens, ctc_weight)
     meta = batch["meta"]
     for j, hyp in enumerate(hyps):
       if meta["id"][j] is None:  # padding rows of a short last batch

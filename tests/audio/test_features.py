@@ -181,3 +181,19 @@ def test_frontend_config_validation():
     F.window_function(F.FbankOptions(window_type="blackmanish"))
   with pytest.raises(ValueError, match="shorter than one"):
     F.fbank(np.zeros((1, 100), np.float32), np.array([100]))
+
+
+def test_utterance_norm_matches_numpy_over_valid_frames():
+  """Per-bin statistics come from each utterance's valid frames only; padding stays zero."""
+  rng = np.random.RandomState(4)
+  lens = [3, 17, 30]
+  feats = rng.randn(len(lens), 30, 5).astype(np.float32) * 3 + 7
+  pads = np.ones((len(lens), 30), np.float32)
+  for i, t in enumerate(lens):
+    pads[i, :t] = 0
+  out = np.asarray(F.utterance_norm(jnp.asarray(feats), jnp.asarray(pads)))
+  for i, t in enumerate(lens):
+    x = feats[i, :t].astype(np.float64)
+    ref = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    np.testing.assert_allclose(out[i, :t], ref, atol=2e-5)
+    assert not out[i, t:].any()

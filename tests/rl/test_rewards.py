@@ -104,6 +104,16 @@ def test_hallucination_loops_and_language():
   assert np.all(np.isfinite(total))
 
 
+def test_graded_hallucination_penalty_counts_units_of_text_on_silence():
+  """-1 - w * units for text on a silent reference; speech references are not charged."""
+  tok = Tokenizer.byte_level()
+  cfg = R.RewardConfig(hallucination_per_unit=0.25)
+  hyps = ["", "thank you", "thank you for watching", "one two three", "一二"]
+  refs = ["", "", "", "one two three", ""]
+  _, t = rewards_for(tok, hyps, refs, noise=[True, True, True, False, True], cfg=cfg)
+  np.testing.assert_allclose(t["hallucination"], [0, -1.5, -2.0, 0, -1.5])
+
+
 def test_units_of_empty_and_whitespace_only_text():
   tok = Tokenizer.byte_level()
   _, t = rewards_for(tok, ["", " ,. ", "ok"], ["", "", "ok"])
