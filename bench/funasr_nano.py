@@ -58,6 +58,8 @@ _SECONDS = flags.DEFINE_float("seconds", 10.0, "Audio length.")
 _NEW = flags.DEFINE_integer("new_tokens", 32, "Decoded tokens.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
 _PARTS = flags.DEFINE_list("parts", ["forward", "train", "decode"], "What to time.")
+_TARGET_TOKENS = flags.DEFINE_integer("target_tokens", 64, "Train step: LLM head at up to this "
+                                      "many target positions (loss.target_tokens; 0 = all).")
 
 
 def timed(fn, repeats):
@@ -125,10 +127,14 @@ def main(argv):
 
     if "train" in _PARTS.value:
       tx = optax.apply_if_finite(optax.adamw(1e-5), max_consecutive_errors=1_000_000)
-      lc = steps.LossConfig(objective="sft", llm_weight=1.0, ctc_weight=0.0)
+      # as launch/train.py runs it: state donated; with --target_tokens the head projects
+      # only the target positions (loss.target_tokens)
+      lc = steps.LossConfig(objective="sft", llm_weight=1.0, ctc_weight=0.0,
+                            target_tokens=_TARGET_TOKENS.value)
       step = jax.jit(lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
-                                                   lr_fn=lambda _: 1e-5))
-      state = state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                                                   lr_fn=lambda _: 1e-5), donate_argnums=0)
+      state = state_lib.TrainState(step=jnp.zeros((), jnp.int32),
+                                   params=jax.tree.map(jnp.copy, params),  # donated below
                                    opt_state=tx.init(params), rng=jax.random.key(0))
       first = {}
 

@@ -64,7 +64,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "lr": 1e-3, "warmup_steps": 100, "decay": "cosine", "end_lr_ratio": 0.05,
       "weight_decay": 0.01, "b1": 0.9, "b2": 0.98, "clip_norm": 1.0, "grad_accum": 1,
       "ema_decay": 0.0})  # > 0: keep a parameter EMA; evaluation and exports use it
-  c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3})
+  # target_tokens > 0: the LLM head projects only up to that many target positions per
+  # row (prompt and audio slots are never predicted); a longer row falls back to all
+  c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3, "target_tokens": 0})
 
   c.train = ml_collections.ConfigDict({
       "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
@@ -102,6 +104,7 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")
+  need(c.loss.target_tokens >= 0, "loss.target_tokens", "must be >= 0 (0 = every position)")
   need(c.optim.lr > 0, "optim.lr", "must be positive")
   need(0.0 <= c.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1) (0 = off)")
   need(c.optim.grad_accum >= 1, "optim.grad_accum", "must be >= 1")

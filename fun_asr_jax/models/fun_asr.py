@@ -171,12 +171,17 @@ class FunASR(nn.Module):
   def embed_tokens(self, tokens):
     return self.llm.embed(tokens)
 
+  def llm_logits(self, hidden):  # [B, T, D] -> [B, T, V] fp32
+    return self.llm.logits(hidden)
+
   def decoder(self, embeds, positions, paddings, cache=None, index=0, deterministic=True):
     return self.llm(embeds, positions, paddings, cache=cache, index=index,
                     deterministic=deterministic)
 
-  def __call__(self, batch: dict[str, Any], deterministic: bool = True, rng=None):
-    """Teacher-forced forward.
+  def __call__(self, batch: dict[str, Any], deterministic: bool = True, rng=None,
+               return_hidden: bool = False):
+    """Teacher-forced forward (`return_hidden`: the LLM's last hidden states `hidden [B, S, D]`
+    instead of `logits`, for a loss that needs logits at a few positions only).
 
     batch: `waveform [B, N]`, `wave_lengths [B]`, `tokens [B, S]`, `audio_mask [B, S]`,
       `paddings [B, S]` (text); optional `feats`/`feat_paddings` instead of the waveform.
@@ -193,8 +198,9 @@ class FunASR(nn.Module):
     audio, _ = self.adapt(enc, enc_pads, deterministic)
     embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
     positions = jnp.maximum(jnp.cumsum(1.0 - batch["paddings"], axis=1) - 1, 0).astype(jnp.int32)
-    logits, _ = self.llm(embeds, positions, batch["paddings"], deterministic=deterministic)
-    out = {"logits": logits, "enc_paddings": enc_pads}
+    logits, _ = self.llm(embeds, positions, batch["paddings"], deterministic=deterministic,
+                         return_hidden=return_hidden)
+    out = {"hidden" if return_hidden else "logits": logits, "enc_paddings": enc_pads}
     if self.cfg.ctc.enabled:
       out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
     return out

@@ -134,7 +134,8 @@ def loss_config(cfg) -> steps.LossConfig:
   return steps.LossConfig(objective=cfg.objective, llm_weight=cfg.loss.llm_weight,
                           ctc_weight=cfg.loss.ctc_weight, spec_augment=cfg.data.spec_augment,
                           specaug=SpecAugmentConfig(**cfg.data.specaug.to_dict()),
-                          vtln_warp=cfg.data.vtln_warp, bestrq=bq)
+                          vtln_warp=cfg.data.vtln_warp, bestrq=bq,
+                          target_tokens=cfg.loss.get("target_tokens", 0))
 
 
 def init_fn(mc: ModelConfig, lc: steps.LossConfig):

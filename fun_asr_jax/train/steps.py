@@ -29,6 +29,7 @@ class LossConfig:
   spec_augment: bool = False
   specaug: SpecAugmentConfig = SpecAugmentConfig()
   vtln_warp: float = 0.0  # per-utterance VTLN factor ~ U[1 - x, 1 + x] (0 = off)
+  target_tokens: int = 0  # > 0: LLM logits only at up to this many target positions per row
   bestrq: bestrq_lib.BestRQConfig | None = None
 
 
@@ -56,12 +57,41 @@ def _features(model, params, batch, rng, lc: LossConfig):
 
 def token_cross_entropy(logits, tokens, target_mask):
   """Next-token CE over target positions: (mean loss, accuracy, count)."""
-  logits, labels, w = logits[:, :-1], tokens[:, 1:], target_mask[:, 1:].astype(jnp.float32)
+  return _cross_entropy(logits[:, :-1], tokens[:, 1:], target_mask[:, 1:])
+
+
+def _cross_entropy(logits, labels, w):
+  """logits `[B, T, V]` predicting labels `[B, T]` where w `[B, T]`."""
+  w = w.astype(jnp.float32)
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), -1)
   nll = -jnp.take_along_axis(logp, labels[..., None], -1)[..., 0]
   n = jnp.maximum(w.sum(), 1.0)
   acc = ((jnp.argmax(logits, -1) == labels) * w).sum() / n
   return (nll * w).sum() / n, acc, w.sum()
+
+
+def target_cross_entropy(logits_fn, hidden, tokens, target_mask, k: int):
+  """`token_cross_entropy` with the vocabulary projection at target positions only.
+
+  In an ASR prompt most positions are audio slots and instructions that are never
+  predicted; projecting only the (up to `k`) target positions of each row onto a large
+  vocabulary saves most of the head's FLOPs and its `[B, S, V]` logits. A batch with a
+  row of more than `k` targets takes the full projection instead (both are compiled; one
+  runs), so the loss never drops a token.
+  """
+  h, labels, w = hidden[:, :-1], tokens[:, 1:], target_mask[:, 1:]
+  k = min(k, h.shape[1])
+  # target positions first, in order: a stable sort of "not a target"
+  order = jnp.argsort(jnp.logical_not(w), axis=1, stable=True)[:, :k]  # [B, K]
+  take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
+
+  def sparse():
+    return _cross_entropy(logits_fn(take(h)), take(labels), take(w))
+
+  def dense():
+    return token_cross_entropy(logits_fn(hidden), tokens, target_mask)
+
+  return jax.lax.cond(jnp.max(jnp.sum(w, axis=1)) <= k, sparse, dense)
 
 
 def ctc_term(logits, paddings, batch, blank_id):
@@ -76,8 +106,15 @@ def sft_loss(params, batch, rng, model: FunASR, lc: LossConfig):
   v = {"params": params}
   feats, pads = _features(model, v, batch, k_feat, lc)
   inputs = dict(batch, feats=feats, feat_paddings=pads)
-  out = model.apply(v, inputs, deterministic=False, rngs={"dropout": k_drop})
-  ce, acc, n = token_cross_entropy(out["logits"], batch["tokens"], batch["target_mask"])
+  sparse = lc.target_tokens > 0
+  out = model.apply(v, inputs, deterministic=False, rngs={"dropout": k_drop},
+                    return_hidden=sparse)
+  if sparse:
+    logits_fn = lambda h: model.apply(v, h, method=FunASR.llm_logits)
+    ce, acc, n = target_cross_entropy(logits_fn, out["hidden"], batch["tokens"],
+                                      batch["target_mask"], lc.target_tokens)
+  else:
+    ce, acc, n = token_cross_entropy(out["logits"], batch["tokens"], batch["target_mask"])
   metrics = {"llm_loss": ce, "llm_acc": acc, "target_tokens": n}
   loss = lc.llm_weight * ce
   if model.cfg.ctc.enabled and lc.ctc_weight > 0:

@@ -83,3 +83,29 @@ def test_parameter_ema_follows_the_numpy_recurrence(setup):
   adaptor_moved = [np.abs(np.asarray(e) - np.asarray(p)).max() for e, p in
                    zip(jax.tree.leaves(state.ema["adaptor"]), jax.tree.leaves(state.params["adaptor"]))]
   assert max(adaptor_moved) > 0  # the average lags the trained weights
+
+
+@pytest.mark.parametrize("k", [12, 3])  # 12: every target fits; 3: the full-head fallback
+def test_target_position_logits_give_the_numpy_loss_and_the_same_gradients(setup, k):
+  """loss.target_tokens projects only target positions onto the vocabulary; the loss is
+  the NumPy CE of the full logits, and the gradients are those of the plain loss."""
+  cfg, params, batch = setup
+  batch = dict(batch, target_mask=np.zeros_like(batch["target_mask"]))
+  batch["target_mask"][0, 4:] = True  # rows of different target counts (11 and 5)
+  batch["target_mask"][1, 10:] = True
+  model = steps.training_model(cfg, 0.0)
+  plain = steps.LossConfig(objective="sft")
+  sparse = steps.LossConfig(objective="sft", target_tokens=k)
+  assert int(batch["target_mask"][:, 1:].sum(1).max()) > 3  # k=3 must take the fallback
+  logits = np.asarray(model.apply({"params": params}, batch)["logits"], np.float64)
+  logp = logits - np.logaddexp.reduce(logits, -1, keepdims=True)
+  w = batch["target_mask"][:, 1:]
+  nll = -np.take_along_axis(logp[:, :-1], batch["tokens"][:, 1:, None], -1)[..., 0]
+  want = (nll * w).sum() / w.sum()
+  loss = lambda lc: jax.value_and_grad(
+      lambda p: steps.sft_loss(p, batch, jax.random.key(1), model, lc)[0])(params)
+  (got, g_sparse), (ref, g_plain) = jax.jit(loss, static_argnums=0)(sparse), loss(plain)
+  np.testing.assert_allclose(float(got), want, rtol=1e-5)
+  np.testing.assert_allclose(float(got), float(ref), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(g_sparse), jax.tree.leaves(g_plain)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
