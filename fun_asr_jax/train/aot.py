@@ -34,15 +34,16 @@ _GIB = 2 ** 30
 
 @dataclasses.dataclass(frozen=True)
 class Chip:
-  """Per JAX device of the generation (v4 topologies list each TensorCore as a device)."""
+  """Per JAX device of the generation: one chip (v4 and v5p run their two TensorCores as one
+  'megacore' device, as JAX on a real v4/v5p VM does)."""
   hbm_bytes: float
   peak_flops: float  # dense bf16
   hbm_bandwidth: float  # bytes/s
 
 
-# Google's published per-chip figures; v4 chips hold two devices (TensorCores) here.
+# Google's published per-chip figures.
 CHIPS = {
-    "v4": Chip(hbm_bytes=16 * _GIB, peak_flops=275e12 / 2, hbm_bandwidth=1228e9 / 2),
+    "v4": Chip(hbm_bytes=32 * _GIB, peak_flops=275e12, hbm_bandwidth=1228e9),
     "v5e": Chip(hbm_bytes=16 * _GIB, peak_flops=197e12, hbm_bandwidth=819e9),
     "v5p": Chip(hbm_bytes=95 * _GIB, peak_flops=459e12, hbm_bandwidth=2765e9),
     "v6e": Chip(hbm_bytes=32 * _GIB, peak_flops=918e12, hbm_bandwidth=1640e9),
@@ -69,7 +70,10 @@ def slice_devices(name: str):
                      "topology such as v5p:2x2x2")
   try:
     from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
-    desc = topologies.get_topology_desc(platform="tpu", topology_name=topology)
+    # v4's topology otherwise lists each TensorCore as a device, and meshes for TPU > v3
+    # need one device per chip (megacore), which is how v4 VMs run JAX
+    extra = {"chip_config_name": "megacore"} if m.group(1) == "v4" else {}
+    desc = topologies.get_topology_desc(platform="tpu", topology_name=topology, **extra)
   except Exception as e:  # libtpu missing, busy, or the shape unknown to it
     hint = ("another process holds libtpu; run one at a time or set "
             "ALLOW_MULTIPLE_LIBTPU_LOAD=1" if "lockfile" in str(e)
