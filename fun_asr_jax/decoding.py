@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from fun_asr_jax.models.llm import LLMConfig, init_cache
+from fun_asr_jax.models.llm import positions as llm_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +75,7 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
     rng = jax.random.key(0)
   eos = jnp.asarray(cfg.eos_ids or (-1,), jnp.int32)
   prompt_len = jnp.sum(prompt_paddings < 0.5, axis=1).astype(jnp.int32)  # [B]
-  positions = jnp.maximum(jnp.cumsum(1.0 - prompt_paddings, axis=1) - 1, 0).astype(jnp.int32)
+  positions = llm_positions(prompt_paddings)
   cache = init_cache(llm_cfg, b, s + n, cache_dtype)
   logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0)
   last = jnp.take_along_axis(logits, jnp.maximum(prompt_len - 1, 0)[:, None, None], axis=1)[:, 0]

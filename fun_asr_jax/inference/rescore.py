@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fun_asr_jax.models import llm as llm_lib
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
 from fun_asr_jax.text import prompts
 
@@ -91,7 +92,7 @@ def target_log_probs(params, audio, rows, batch, cfg: ModelConfig):
   v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio[rows],
                        method=FunASR.prompt_embeddings)
-  positions = jnp.maximum(jnp.cumsum(1.0 - batch["paddings"], axis=1) - 1, 0).astype(jnp.int32)
+  positions = llm_lib.positions(batch["paddings"])
   logits, _ = model.apply(v, embeds, positions, batch["paddings"], method=FunASR.decoder)
   logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), -1)
   picked = jnp.take_along_axis(logp, batch["tokens"][:, 1:, None], -1)[..., 0]
@@ -113,9 +114,9 @@ def rescore(cfg: ModelConfig, params, tokenizer, audio, prompt_batch: dict,
   tokens, audio_mask = np.asarray(prompt_batch["tokens"]), np.asarray(prompt_batch["audio_mask"])
   lengths = (np.asarray(prompt_batch["paddings"]) < 0.5).sum(-1)
   layouts, rows, owners = [], [], []
-  for b, proposals in enumerate(nbest):
+  for b, candidates in enumerate(nbest):
     n = int(lengths[b])
-    for text, _ in proposals:
+    for text, _ in candidates:
       answer = tokenizer.encode(f"{text}<|im_end|>")
       mask = np.zeros(n + len(answer), bool)
       mask[n:] = True
@@ -135,7 +136,7 @@ def rescore(cfg: ModelConfig, params, tokenizer, audio, prompt_batch: dict,
   llm = np.asarray(target_log_probs(
       params, audio, jnp.asarray(rows + [0] * (count - len(rows))),
       {k: jnp.asarray(v) for k, v in batch.items()}, cfg))
-  ctc = [p for proposals in nbest for _, p in proposals]
+  ctc = [p for candidates in nbest for _, p in candidates]
   for i, (b, text) in enumerate(owners):
     score = llm[i] + ctc_weight * ctc[i]
     if score > out[b]["score"]:

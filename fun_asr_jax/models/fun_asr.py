@@ -22,6 +22,7 @@ import numpy as np
 from fun_asr_jax.audio import features as F
 from fun_asr_jax.models import adaptor as adaptor_lib
 from fun_asr_jax.models import encoder as encoder_lib
+from fun_asr_jax.models import llm as llm_lib
 from fun_asr_jax.models.adaptor import Adaptor, AdaptorConfig
 from fun_asr_jax.models.ctc import CTCConfig, CTCHead
 from fun_asr_jax.models.encoder import EncoderConfig, build_encoder
@@ -197,7 +198,7 @@ class FunASR(nn.Module):
     enc, enc_pads = self.encode(feats, feat_pads, deterministic)
     audio, _ = self.adapt(enc, enc_pads, deterministic)
     embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
-    positions = jnp.maximum(jnp.cumsum(1.0 - batch["paddings"], axis=1) - 1, 0).astype(jnp.int32)
+    positions = llm_lib.positions(batch["paddings"])
     logits, _ = self.llm(embeds, positions, batch["paddings"], deterministic=deterministic,
                          return_hidden=return_hidden)
     out = {"hidden" if return_hidden else "logits": logits, "enc_paddings": enc_pads}

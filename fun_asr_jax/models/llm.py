@@ -43,6 +43,12 @@ class LLMConfig:
   remat: str = "none"
 
 
+def positions(paddings):
+  """RoPE positions of right- or left-padded rows: `[B, T]` paddings -> `[B, T]` int32, 0 at
+  the first real token (padding before it also 0)."""
+  return jnp.maximum(jnp.cumsum(1.0 - paddings, axis=1) - 1, 0).astype(jnp.int32)
+
+
 def init_cache(cfg: LLMConfig, batch: int, max_len: int, dtype=jnp.float32):
   """An empty KV cache for `batch` rows of up to `max_len` tokens."""
   shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)

@@ -135,7 +135,7 @@ def loss_config(cfg) -> steps.LossConfig:
                           ctc_weight=cfg.loss.ctc_weight, spec_augment=cfg.data.spec_augment,
                           specaug=SpecAugmentConfig(**cfg.data.specaug.to_dict()),
                           vtln_warp=cfg.data.vtln_warp, bestrq=bq,
-                          target_tokens=cfg.loss.get("target_tokens", 0))
+                          target_tokens=cfg.loss.target_tokens)
 
 
 def init_fn(mc: ModelConfig, lc: steps.LossConfig):
