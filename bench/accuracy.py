@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from configs import base, ctc, sft  # noqa: E402
+from configs import base, ctc, pretrain_bestrq, sft  # noqa: E402
 from fun_asr_jax.data.bucketing import Buckets  # noqa: E402
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from fun_asr_jax.train import checkpoint, evaluation, loop  # noqa: E402
@@ -58,6 +58,9 @@ _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", 2.0, "The 'rescore' path: CTC n-b
                                  "by log P_llm + ctc_weight * log P_ctc.")
 _CTC_FIRST = flags.DEFINE_float("ctc_first", 0.0, "Share of the budget spent training the "
                                 "encoder with CTC alone before the joint stage (0 = none).")
+_BESTRQ_FIRST = flags.DEFINE_float("bestrq_first", 0.0, "Share of the budget spent on Best-RQ "
+                                   "self-supervised pretraining of the encoder, on the same "
+                                   "(augmented) training audio, before anything else (0 = none).")
 
 
 def digits_corpus(root):
@@ -127,7 +130,9 @@ def aishell_corpus(root):
 
 
 def config(manifests, task, stage="s0"):
-  c = (ctc.get_config(_SIZE.value) if stage == "ctc" else sft.get_config(f"s0,{_SIZE.value}"))
+  c = {"ctc": lambda: ctc.get_config(_SIZE.value),
+       "bestrq": lambda: pretrain_bestrq.get_config(_SIZE.value),
+       "s0": lambda: sft.get_config(f"s0,{_SIZE.value}")}[stage]()
   c.data.train = manifests["train"]
   if manifests.get("tts"):
     c.data.train = f"{manifests['train']}@{1 - _TTS_WEIGHT.value},{manifests['tts']}@{_TTS_WEIGHT.value}"
@@ -141,10 +146,11 @@ def config(manifests, task, stage="s0"):
   if _NOISE_PROB.value > 0:  # each FSDD speaker has one microphone and room: noise varies them
     c.data.noise = os.path.join(SHARED, "data", "noise", "manifest.jsonl")
     c.data.augment.update(noise_prob=_NOISE_PROB.value, snr_db=(5.0, 25.0))
-  c.optim.ema_decay = _EMA.value
-  c.data.spec_augment = True
-  c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
-  c.optim.update(lr=1e-3, warmup_steps=100)
+  c.optim.ema_decay = _EMA.value if stage != "bestrq" else 0.0
+  c.data.spec_augment = stage != "bestrq"  # Best-RQ masks its own input
+  if stage != "bestrq":
+    c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
+    c.optim.update(lr=1e-3, warmup_steps=100)
   c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
                  time_limit_minutes=_MINUTES.value)
   for item in _SET.value:
@@ -173,14 +179,19 @@ def main(argv):
   run = os.path.join(root, _RUN.value or f"run_{task}_{_SIZE.value}")
   t = time.time()
   c = config(manifests, task)
-  if _CTC_FIRST.value > 0:  # the paper's order: the encoder learns acoustics first
-    first = config(manifests, task, "ctc")
-    first.train.time_limit_minutes = _MINUTES.value * _CTC_FIRST.value
-    first.train.num_steps = int(_STEPS.value * 2 * _CTC_FIRST.value)  # CTC steps are ~2x faster
-    loop.train(first, run + "_ctc")
-    c.init_from = run + "_ctc"
+  previous, spent = "", 0.0  # warm-up stages, each initialising the next
+  for stage, share in (("bestrq", _BESTRQ_FIRST.value), ("ctc", _CTC_FIRST.value)):
+    if share > 0:
+      first = config(manifests, task, stage)
+      first.init_from = previous
+      first.train.time_limit_minutes = _MINUTES.value * share
+      first.train.num_steps = int(_STEPS.value * 2 * share)  # these steps are ~2x faster
+      loop.train(first, f"{run}_{stage}")
+      previous, spent = f"{run}_{stage}", spent + share
+  if previous:
+    c.init_from = previous
     c.train.time_limit_minutes = _MINUTES.value - (time.time() - t) / 60
-    c.train.num_steps = int(_STEPS.value * (1 - _CTC_FIRST.value))
+    c.train.num_steps = int(_STEPS.value * (1 - spent))
   result = loop.train(c, run)
   minutes = (time.time() - t) / 60
   report = {"task": task, "size": _SIZE.value, "train_minutes": minutes,

@@ -1,6 +1,7 @@
 r"""Hotwords through a trained model: rare-name recall and false insertions, three ways.
 
   python bench/hotword_recall.py --checkpoint=DIR --workdir=/tmp/hotword_recall
+  python bench/hotword_recall.py --train_minutes=55 --names=unseen    # trains the model too
 
 Held-out synthetic speech (a fresh test split, seed 7: voices and sentences the model
 never heard), decoded three ways with the same checkpoint:
@@ -12,7 +13,11 @@ never heard), decoded three ways with the same checkpoint:
 With --names=unseen the rare names are invented here (none of them in any training
 corpus): --num_unseen utterances each mention one of 20 new names (12 Latin, 8 Chinese),
 and the lists are built from those; the model cannot know them, so only the prompt can
-give them. Reported per way: recall of the reference's rare name in the hypothesis (utterances that
+give them. A model learns to take names from the prompt only if its training corpus has
+too many names to memorise: --train_minutes trains one (small preset: CTC, then s0) on a
+synthetic corpus whose rare names come from a pool of --train_pool invented names, with
+each utterance's name in its prompt among distractors, and lists of distractors alone in
+other prompts. Reported per way: recall of the reference's rare name in the hypothesis (utterances that
 mention one), false insertions (utterances that mention none whose hypothesis contains a
 list name), hotwords per prompt, and the mixed error rate.
 """
@@ -27,11 +32,12 @@ sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
 
-from bench import hotwords as hotword_bench  # noqa: E402
 from fun_asr_jax import FunASR  # noqa: E402
 from fun_asr_jax.data import manifest, synth  # noqa: E402
 from fun_asr_jax.text.normalize import has_cjk, normalize  # noqa: E402
 from fun_asr_jax.train.metrics import error_rates  # noqa: E402
+
+from configs import quickstart  # noqa: E402  pylint: disable=wrong-import-order
 
 _CKPT = flags.DEFINE_string("checkpoint", None, "Training workdir or model folder.")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/hotword_recall", "Held-out data and results.")
@@ -40,6 +46,12 @@ _NUM = flags.DEFINE_integer("num_test", 160, "Held-out utterances (about a quart
 _DISTRACTORS = flags.DEFINE_integer("distractors", 1000, "Invented names added to the list.")
 _NAMES = flags.DEFINE_enum("names", "corpus", ["corpus", "unseen"], "Rare names: the "
                            "synthetic corpus's own, or new ones no training corpus contains.")
+_TRAIN_POOL = flags.DEFINE_integer("train_pool", 3000, "Size of the invented-name pool of the "
+                                   "training corpus (SynthConfig.name_pool): --train_minutes "
+                                   "uses it, --names=unseen excludes its names.")
+_TRAIN_MINUTES = flags.DEFINE_float("train_minutes", 0.0, "Without --checkpoint: train a model "
+                                    "for this long first (a fifth of it CTC).")
+_TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 8000, "Its corpus size.")
 _NUM_UNSEEN = flags.DEFINE_integer("num_unseen", 60, "--names=unseen: utterances that "
                                    "mention a new name.")
 
@@ -47,8 +59,10 @@ _NUM_UNSEEN = flags.DEFINE_integer("num_unseen", 60, "--names=unseen: utterances
 def unseen_names(rng: random.Random) -> list[str]:
   """20 invented names (12 Latin, 8 Chinese) outside the synthetic corpus's lists."""
   known = set(synth.EN_RARE) | set(synth.ZH_RARE)
+  if _TRAIN_POOL.value:
+    known |= {n for part in synth.name_pool(_TRAIN_POOL.value) for n in part}
   out = []
-  for make, count in ((hotword_bench.latin_name, 12), (hotword_bench.chinese_name, 8)):
+  for make, count in ((synth.latin_name, 12), (synth.chinese_name, 8)):
     found = set()
     while len(found) < count:
       found.add(make(rng))
@@ -87,6 +101,30 @@ def unseen_rows(folder: str, names: list[str], num: int) -> list[dict]:
   return rows
 
 
+def train_model(folder: str, minutes: float, pool: int) -> str:
+  """Corpus with names from a pool of `pool`, CTC then s0 (small); returns the s0 workdir."""
+  from fun_asr_jax.train import loop  # pylint: disable=import-outside-toplevel
+  corpus = os.path.join(folder, f"names{pool}_corpus")
+  if not os.path.exists(os.path.join(corpus, "test.jsonl")):
+    synth.write_corpus(corpus, _TRAIN_UTTERANCES.value, seed=0, test_fraction=0.02,
+                       cfg=synth.SynthConfig(name_pool=pool, hotword_share=0.5))
+  train = os.path.join(corpus, "train.jsonl")
+  noise = os.path.join(os.path.dirname(ROOT), "shared", "data", "noise", "manifest.jsonl")
+  noise = noise if os.path.exists(noise) else ""
+  first = quickstart.stage_config("ctc", "small", steps=2000, train=train, noise=noise)
+  first.train.time_limit_minutes = minutes / 5
+  loop.train(first, os.path.join(folder, f"names{pool}_ctc"))
+  c = quickstart.stage_config("s0", "small", steps=8000, train=train, noise=noise)
+  c.init_from = os.path.join(folder, f"names{pool}_ctc")
+  c.data.update(hotword_prompt_prob=0.8, distractor_prompt_prob=0.3, num_distractors=3,
+                bucket_tokens=(160, 224))  # room for a list of four names
+  c.optim.ema_decay = 0.999
+  c.train.update(time_limit_minutes=minutes * 4 / 5, save_every=500)
+  out = os.path.join(folder, f"names{pool}_s0")
+  loop.train(c, out)
+  return out
+
+
 def contains(hyp: str, word: str) -> bool:
   return normalize(word).replace(" ", "") in normalize(hyp).replace(" ", "")
 
@@ -119,10 +157,12 @@ def main(argv):
         _WORKDIR.value, names, _NUM_UNSEEN.value)
   distractors = set()
   while len(distractors) < _DISTRACTORS.value:
-    distractors.add(hotword_bench.latin_name(rng) if rng.random() < 0.7
-                    else hotword_bench.chinese_name(rng))
+    distractors.add(synth.latin_name(rng) if rng.random() < 0.7
+                    else synth.chinese_name(rng))
   big = names + sorted(distractors - set(names))
-  asr = FunASR.load(_CKPT.value)
+  checkpoint = _CKPT.value or train_model(_WORKDIR.value, _TRAIN_MINUTES.value,
+                                          _TRAIN_POOL.value)
+  asr = FunASR.load(checkpoint)
   audio = [r["audio"] for r in rows]
   ways = {"none": asr.transcribe(audio, max_new_tokens=64),
           "retrieval": asr.transcribe(audio, hotwords=big, max_new_tokens=64),
@@ -133,6 +173,7 @@ def main(argv):
                          "retrieved": ways["retrieval"][i].hotwords}
                         for i, r in enumerate(rows) if r.get("hotwords")][:8]
   report["names"] = _NAMES.value
+  report["checkpoint"] = checkpoint
   out = os.path.join(_WORKDIR.value, f"hotword_recall_{_NAMES.value}.json")
   with open(out, "w", encoding="utf-8") as f:
     json.dump(report, f, ensure_ascii=False, indent=1)
@@ -146,5 +187,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("checkpoint")
+  flags.register_multi_flags_validator(
+      ["checkpoint", "train_minutes"], lambda f: bool(f["checkpoint"]) or f["train_minutes"] > 0,
+      "give --checkpoint, or --train_minutes to train a model")
   app.run(main)

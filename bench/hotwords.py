@@ -31,12 +31,6 @@ _QUERIES = flags.DEFINE_integer("num_queries", 400, "Sentences (half mention an 
 _THRESHOLD = flags.DEFINE_float("threshold", RetrievalConfig.threshold, "Retrieval threshold.")
 _VOWEL = flags.DEFINE_float("vowel_cost", RetrievalConfig.vowel_cost, "Vowel substitution cost.")
 
-_ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n",
-           "p", "pr", "qu", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "ee", "oa"]
-_CODAS = ["", "", "n", "r", "l", "s", "x", "th", "m", "ck", "nd"]
-_SURNAMES = "龚阙蔺殳郗靳芮禚濮邬蓟贲扈佘眭笪"
-_GIVEN = "霁川梓萱晗弈泠苒霈暄珩琰璟婕翊曜澈昀瑾琛颢"
 # spelt by ear: what a first pass trained on ordinary words writes for a rare name
 _BY_EAR = [("ph", "f"), ("ck", "k"), ("c", "k"), ("qu", "kw"), ("x", "ks"), ("ee", "ea"),
            ("ai", "ay"), ("oa", "o"), ("th", "t"), ("z", "s"), ("ou", "ow")]
@@ -44,15 +38,6 @@ _HOMOPHONES = {"霁": "季", "川": "穿", "梓": "子", "萱": "宣", "晗": "�
                "苒": "然", "霈": "佩", "暄": "宣", "珩": "横", "琰": "眼", "璟": "井", "婕": "杰",
                "翊": "亦", "曜": "要", "澈": "彻", "昀": "云", "瑾": "紧", "琛": "晨", "颢": "浩",
                "龚": "工", "阙": "却", "蔺": "吝", "靳": "近", "芮": "瑞", "邬": "乌", "蓟": "季"}
-
-
-def latin_name(rng):
-  return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
-                 for _ in range(rng.randint(2, 3))).capitalize()
-
-
-def chinese_name(rng):
-  return rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.randint(1, 2)))
 
 
 def by_ear(name, rng):
@@ -84,7 +69,7 @@ def main(argv):
   rng = random.Random(0)
   names = set()
   while len(names) < _NUM.value:
-    names.add(latin_name(rng) if rng.random() < 0.7 else chinese_name(rng))
+    names.add(synth.latin_name(rng) if rng.random() < 0.7 else synth.chinese_name(rng))
   names = sorted(names)
   t = time.perf_counter()
   index = HotwordIndex(names, RetrievalConfig(threshold=_THRESHOLD.value,

@@ -48,7 +48,9 @@ def base_config(size: str) -> ml_collections.ConfigDict:
   c.data.bucket_seconds = (2.0, 4.0, 8.0, 16.0, 30.0)
   c.data.bucket_tokens = (96, 128, 192, 320, 512)
   c.data.group_window = 16  # batches sorted by length together (1 = arrival order)
-  c.data.hotword_prompt_prob = 0.0
+  c.data.hotword_prompt_prob = 0.0  # an utterance's hotwords in its prompt, among distractors
+  c.data.num_distractors = 2  # other utterances' hotwords added to each list
+  c.data.distractor_prompt_prob = 0.0  # utterances without hotwords: distractors alone
   c.data.language_prompt_prob = 0.0
   c.data.augment = ml_collections.ConfigDict({
       "noise_prob": 0.0, "snr_db": (0.0, 20.0), "rir_prob": 0.0, "speed_prob": 0.0,
@@ -111,6 +113,9 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(0 <= c.optim.warmup_steps, "optim.warmup_steps", "must be >= 0")
   need(len(c.data.bucket_seconds) == len(c.data.bucket_tokens), "data.bucket_tokens",
        "needs one entry per data.bucket_seconds")
+  for name in ("hotword_prompt_prob", "distractor_prompt_prob", "language_prompt_prob"):
+    need(0.0 <= c.data[name] <= 1.0, f"data.{name}", "must be in [0, 1]")
+  need(c.data.num_distractors >= 0, "data.num_distractors", "must be >= 0")
   need(0.0 <= c.data.vtln_warp < 0.5, "data.vtln_warp", "must be in [0, 0.5)")
   need(c.data.specaug.max_time_ratio <= 0.5 and min(c.data.specaug.to_dict().values()) >= 0,
        "data.specaug", "mask counts and sizes must be >= 0, max_time_ratio <= 0.5")

@@ -21,12 +21,18 @@ _N = flags.DEFINE_integer("num_utterances", 1000, "Training utterances.")
 _SEED = flags.DEFINE_integer("seed", 0, "Corpus seed.")
 _TEST = flags.DEFINE_float("test_fraction", 0.1, "Held-out size relative to train.")
 _WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes.")
+_NAME_POOL = flags.DEFINE_integer("name_pool", 0, "Rare names (hotwords) drawn from this many "
+                                  "invented ones instead of the built-in 20 (0).")
+_HOTWORD_SHARE = flags.DEFINE_float("hotword_share", synth.SynthConfig.hotword_share,
+                                    "Share of sentences that mention a rare name.")
 
 
 def main(argv):
   del argv
   t0 = time.time()
-  paths = synth.write_corpus(_OUT.value, _N.value, _SEED.value, _TEST.value, _WORKERS.value)
+  cfg = synth.SynthConfig(name_pool=_NAME_POOL.value, hotword_share=_HOTWORD_SHARE.value)
+  paths = synth.write_corpus(_OUT.value, _N.value, _SEED.value, _TEST.value, _WORKERS.value,
+                             cfg)
   seconds = 0.0
   for p in paths.values():
     with open(p) as f:

@@ -88,6 +88,17 @@ def apply_rir(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
   return (wet * (np.abs(x).max() / peak) if peak > 0 else wet).astype(np.float32)
 
 
+def band_limit(x: np.ndarray, rate: int) -> np.ndarray:
+  """The 16 kHz signal as a `rate` recording would carry it (down and back up).
+
+  Noise mixed into an 8 kHz recording must pass through the same channel: wideband noise
+  over band-limited speech fills mel bins that clean test audio of that corpus leaves empty.
+  """
+  if rate >= audio_io.TARGET_RATE:
+    return x
+  return audio_io.resample(audio_io.resample(x, audio_io.TARGET_RATE, rate), rate)[: len(x)]
+
+
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
   """Plays `factor` times faster (tempo and pitch, like sox 'speed')."""
   up, down = int(round(1000 / factor)), 1000
@@ -111,12 +122,16 @@ def truncate(x: np.ndarray, text: str, fraction: float) -> tuple[np.ndarray, str
 
 
 def augment(x: np.ndarray, text: str, rng: np.random.Generator, cfg: AugmentConfig,
-            bank: NoiseBank | None) -> tuple[np.ndarray, str, str]:
-  """-> (audio, target text, kind); kind becomes 'noise' for noise-only replacements."""
+            bank: NoiseBank | None, rate: int = audio_io.TARGET_RATE
+            ) -> tuple[np.ndarray, str, str]:
+  """-> (audio, target text, kind); kind becomes 'noise' for noise-only replacements.
+
+  `x` is at 16 kHz; `rate` is the recording's own rate, which bounds the added noise's band.
+  """
   kind = "speech" if text else "noise"
   if bank is not None and bank.noises and rng.random() < cfg.noise_only_prob:
     n = len(x)
-    return (bank.noise_segment(rng, n) * np.float32(10 ** rng.uniform(-1.5, 0.0))
+    return (band_limit(bank.noise_segment(rng, n), rate) * np.float32(10 ** rng.uniform(-1.5, 0.0))
             ).astype(np.float32), "", "noise"
   if rng.random() < cfg.truncate_prob and len(x) > 1600:
     x, text = truncate(x, text, rng.uniform(0.3, 0.9))
@@ -125,7 +140,8 @@ def augment(x: np.ndarray, text: str, rng: np.random.Generator, cfg: AugmentConf
   if bank is not None and bank.rirs and rng.random() < cfg.rir_prob:
     x = apply_rir(x, bank.rirs[rng.integers(len(bank.rirs))])
   if bank is not None and bank.noises and rng.random() < cfg.noise_prob:
-    x = add_noise(x, bank.noise_segment(rng, len(x)), rng.uniform(*cfg.snr_db))
+    x = add_noise(x, band_limit(bank.noise_segment(rng, len(x)), rate),
+                  rng.uniform(*cfg.snr_db))
   if rng.random() < cfg.gain_prob:
     x = x * np.float32(10 ** (rng.uniform(*cfg.gain_db) / 20))
   peak = np.abs(x).max() if len(x) else 0.0

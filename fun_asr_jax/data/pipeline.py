@@ -38,6 +38,7 @@ class PipelineConfig:
   augment: aug.AugmentConfig = aug.AugmentConfig()
   hotword_prompt_prob: float = 0.0  # put the utterance's hotwords in the prompt
   num_distractors: int = 2  # extra hotwords from other utterances, so the list is not a hint
+  distractor_prompt_prob: float = 0.0  # utterances without hotwords: a list of distractors
   language_prompt_prob: float = 0.0
   num_threads: int = 2
   prefetch: int = 32
@@ -192,6 +193,22 @@ class Pipeline:
           continue
     return tuple(sorted(pool))
 
+  def _prompt_hotwords(self, own, rng: np.random.Generator) -> list[str]:
+    """The prompt's list: the utterance's hotwords among distractors, or (with
+    distractor_prompt_prob, for an utterance without any) distractors alone, so that a
+    list in the prompt is neither a hint nor a promise that one of its entries is spoken."""
+    cfg = self.cfg
+    if own:
+      if rng.random() >= cfg.hotword_prompt_prob:
+        return []
+    elif not (cfg.distractor_prompt_prob and rng.random() < cfg.distractor_prompt_prob):
+      return []
+    extra = [h for h in self._hotword_pool if h not in own]
+    k = min(cfg.num_distractors + (0 if own else 1), len(extra))
+    hotwords = list(own) + ([extra[j] for j in rng.choice(len(extra), k, False)] if k else [])
+    rng.shuffle(hotwords)
+    return hotwords
+
   def _example(self, item, rng: np.random.Generator):
     index, raw = item
     try:
@@ -204,14 +221,8 @@ class Pipeline:
     x = audio_io.resample(u.float_audio(), u.sample_rate)
     text, kind = u.text, u.kind
     if cfg.augment.enabled:
-      x, text, kind = aug.augment(x, text, rng, cfg.augment, self.bank)
-    hotwords = []
-    if u.hotwords and rng.random() < cfg.hotword_prompt_prob:
-      extra = [h for h in self._hotword_pool if h not in u.hotwords]
-      k = min(cfg.num_distractors, len(extra))
-      hotwords = list(u.hotwords) + ([extra[j] for j in rng.choice(len(extra), k, False)]
-                                     if k else [])
-      rng.shuffle(hotwords)
+      x, text, kind = aug.augment(x, text, rng, cfg.augment, self.bank, u.sample_rate)
+    hotwords = self._prompt_hotwords(u.hotwords, rng)
     language = u.lang if u.lang in prompts.LANGUAGES and \
         rng.random() < cfg.language_prompt_prob else None
     task = prompts.task_prompt(language=language, hotwords=hotwords)

@@ -8,6 +8,8 @@ hears. Everything is a function of (seed, index), so any worker can make any utt
 """
 
 import dataclasses
+import functools
+import random
 
 import numpy as np
 
@@ -38,6 +40,40 @@ EN_RARE = ["Zorbulax", "Kestrava", "Quilliam", "Marbeth", "Ondrevik", "Tessaly",
            "Yzerbo", "Calloway", "Pinnacor", "Drusilla", "Fenwright"]
 ZH_RARE = ["龚霁川", "阙梓萱", "蔺晗", "殳弈", "郗泠", "靳苒", "芮霈", "禚暄"]
 
+# Invented names for large hotword lists: Latin syllables, rare surnames + given characters.
+_ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kr", "l", "m", "n",
+           "p", "pr", "qu", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "ee", "oa"]
+_CODAS = ["", "", "n", "r", "l", "s", "x", "th", "m", "ck", "nd"]
+_SURNAMES = "龚阙蔺殳郗靳芮禚濮邬蓟贲扈佘眭笪"
+_GIVEN = "霁川梓萱晗弈泠苒霈暄珩琰璟婕翊曜澈昀瑾琛颢"
+
+
+def latin_name(rng: random.Random) -> str:
+  return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                 for _ in range(rng.randint(2, 3))).capitalize()
+
+
+def chinese_name(rng: random.Random) -> str:
+  return rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.randint(1, 2)))
+
+
+@functools.lru_cache(maxsize=4)
+def name_pool(size: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """The first `size` distinct invented names (70 % Latin) -> (latin, chinese).
+
+  A prefix of one fixed sequence, so a smaller pool is part of a larger one and a benchmark
+  can exclude exactly the names a corpus of a given pool size used.
+  """
+  rng, seen, out = random.Random(20260), set(EN_RARE) | set(ZH_RARE), []
+  while len(out) < size:
+    name = latin_name(rng) if rng.random() < 0.7 else chinese_name(rng)
+    if name not in seen:
+      seen.add(name)
+      out.append(name)
+  return (tuple(n for n in out if n.isascii()), tuple(n for n in out if not n.isascii()))
+
+
 EN_VOICES = ["en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan"]
 ZH_VOICES = ["cmn"]
 TRAIN_VARIANTS = ["", "m1", "m2", "m3", "m4", "f1", "f2", "f3", "klatt", "klatt2", "m6", "f4"]
@@ -51,6 +87,7 @@ class SynthConfig:
   hotword_share: float = 0.25  # sentences with a rare proper noun
   code_switch_share: float = 0.2
   zh_share: float = 0.4  # of the non-code-switched sentences
+  name_pool: int = 0  # >0: rare names drawn from this many invented ones, not the 20 above
   sample_rate: int = 16000
 
 
@@ -141,7 +178,8 @@ def make_utterance(index: int, seed: int, split: str, cfg: SynthConfig, synth=No
     lang = "zh" if rng.rand() < cfg.zh_share else "en"
   hotword = None
   if rng.rand() < cfg.hotword_share:
-    hotword = _pick(rng, ZH_RARE if (lang != "en" and rng.rand() < 0.5) else EN_RARE)
+    latin, chinese = name_pool(cfg.name_pool) if cfg.name_pool else (EN_RARE, ZH_RARE)
+    hotword = _pick(rng, chinese if (lang != "en" and rng.rand() < 0.5) else latin)
   text = {"en": english_sentence, "zh": mandarin_sentence,
           "mix": code_switched_sentence}[lang](rng, hotword)
   voice = voice_for(rng, lang, split)

@@ -100,6 +100,8 @@ def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
                                    for k, v in d.augment.to_dict().items()}) if train
       else aug.AugmentConfig(),
       hotword_prompt_prob=d.hotword_prompt_prob if train else 0.0,
+      num_distractors=d.num_distractors,
+      distractor_prompt_prob=d.distractor_prompt_prob if train else 0.0,
       language_prompt_prob=d.language_prompt_prob if train else 0.0,
       num_threads=d.num_threads, drop_remainder=train, include_targets=train,
       group_window=d.group_window,

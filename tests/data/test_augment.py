@@ -30,6 +30,36 @@ def test_real_noise_bank_snr(shared_data):
   assert abs(10 * np.log10(aug.power(speech) / aug.power(mixed - speech)) - 7.0) < 1.0
 
 
+def _band_energy(x, lo, hi):
+  spec = np.abs(np.fft.rfft(x)) ** 2
+  freqs = np.fft.rfftfreq(len(x), 1 / 16000)
+  return spec[(freqs >= lo) & (freqs < hi)].sum()
+
+
+def test_noise_for_8khz_recordings_stays_in_their_band():
+  rng = np.random.default_rng(2)
+  white = rng.standard_normal(16000).astype(np.float32)
+  limited = aug.band_limit(white, 8000)
+  assert len(limited) == len(white)
+  # what an 8 kHz recording cannot carry is gone, what it can carry is kept
+  assert _band_energy(limited, 4400, 8000) < 1e-3 * _band_energy(white, 4400, 8000)
+  assert abs(_band_energy(limited, 100, 3800) / _band_energy(white, 100, 3800) - 1) < 0.05
+  np.testing.assert_array_equal(aug.band_limit(white, 16000), white)
+
+  class Bank:  # one white-noise clip, no RIRs
+    noises, rirs = [white], []
+
+    def noise_segment(self, rng, n):
+      return white[:n]
+
+  speech = aug.band_limit(rng.standard_normal(16000).astype(np.float32), 8000)
+  cfg = aug.AugmentConfig(noise_prob=1.0, snr_db=(0.0, 0.0), speed_prob=0.0, gain_prob=0.0)
+  for rate, leak in ((8000, False), (16000, True)):
+    x, _, _ = aug.augment(speech, "one", np.random.default_rng(0), cfg, Bank(), rate)
+    high = _band_energy(x, 4200, 8000) / _band_energy(x, 100, 8000)
+    assert (high > 0.1) == leak, (rate, high)
+
+
 def test_rir_keeps_length_and_alignment():
   x = np.zeros(1000, np.float32)
   x[100] = 1.0

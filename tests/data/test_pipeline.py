@@ -125,6 +125,33 @@ def test_batch_contents_are_consistent(corpus, tmp_path):
     assert b["target_mask"][i, s:].sum() == 0 and b["audio_mask"][i, s:].sum() == 0
 
 
+def _prompt_lists(batch):
+  """The hotword list each prompt carries (the bracketed list of prompts.task_prompt)."""
+  out = []
+  for i in range(len(batch["meta"]["id"])):
+    keep = (batch["paddings"][i] < 0.5) & ~batch["audio_mask"][i] & ~batch["target_mask"][i]
+    text = TOK.decode(batch["tokens"][i][keep])
+    inside = text.partition("热词列表：[")[2].partition("]")[0]
+    out.append([h for h in inside.split(", ") if h])
+  return out
+
+
+@pytest.mark.parametrize("negative", [0.0, 1.0])
+def test_prompt_hotword_lists(corpus, tmp_path, negative):
+  it = iter(pipe(corpus["shards"], tmp_path, hotword_prompt_prob=1.0, num_distractors=2,
+                 distractor_prompt_prob=negative))
+  with_own = without = 0
+  for b in take(it, 20):  # an epoch: length grouping puts the longer name sentences late
+    for own, listed in zip(b["meta"]["hotwords"], _prompt_lists(b)):
+      if own:  # its own names, among two others, none repeated
+        with_own += 1
+        assert set(own) <= set(listed) and len(listed) == len(own) + 2 == len(set(listed))
+      else:  # nothing, or (negatives on) three names none of which it mentions
+        without += 1
+        assert listed == [] if not negative else (len(set(listed)) == 3)
+  assert with_own and without
+
+
 def test_manifest_is_built_on_first_use_and_cached(corpus, tmp_path):
   p = pipe(corpus["test"], tmp_path)
   next(iter(p))

@@ -51,3 +51,23 @@ def test_noise_and_silence_clips_have_empty_text():
   for i in range(5):
     u = synth.make_utterance(i, 0, "train", cfg)
     assert u["text"] == "" and u["kind"] in ("noise", "silence") and u["hotwords"] == []
+
+
+def test_name_pool_is_a_fixed_sequence_of_new_names():
+  latin, chinese = synth.name_pool(400)
+  names = latin + chinese
+  assert len(set(names)) == 400 and not set(names) & set(synth.EN_RARE + synth.ZH_RARE)
+  assert 0.6 < len(latin) / 400 < 0.8 and all(n.isascii() and n[0].isupper() for n in latin)
+  small_latin, small_chinese = synth.name_pool(100)  # a prefix of the bigger pool
+  assert set(small_latin) <= set(latin) and set(small_chinese) <= set(chinese)
+  assert len(small_latin) + len(small_chinese) == 100
+
+
+def test_corpus_names_come_from_the_pool():
+  cfg = synth.SynthConfig(name_pool=300, hotword_share=1.0, noise_share=0.0, silence_share=0.0)
+  pool = set(sum(synth.name_pool(300), ()))
+  said = [synth.make_utterance(i, 0, "train", cfg) for i in range(6)]
+  for u in said:
+    (name,) = u["hotwords"]
+    assert name in pool and name in u["text"]
+  assert len({u["hotwords"][0] for u in said}) > 3  # not the 20 built-in names over again
