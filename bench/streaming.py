@@ -9,6 +9,12 @@ First-partial latency: compute time of the first partial after its chunk is comp
 partial + the final decode) over the audio's duration. Error rates: the last CTC partial
 and the final result against the references, beside offline CTC and LLM decoding of the
 same files (`FunASR.transcribe`).
+
+Cost over a long stream (--cost_seconds): the checkpoint's geometry made streamable (chunked
+causal Conformer, 160 ms chunks, per-frame frontend; random weights, so timing only) fed
+one long stream of the test audio; compute per partial early and late in the stream,
+incremental encoding (each frame once, cached keys and values) against re-encoding all
+audio so far at every chunk.
 """
 
 import json
@@ -33,6 +39,42 @@ _MANIFEST = flags.DEFINE_string("manifest", None, "JSONL with audio and text.")
 _NUM = flags.DEFINE_integer("num", 100, "Utterances.")
 _CHUNK = flags.DEFINE_float("chunk_seconds", 0.64, "Chunk length.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 64, "Decoding limit.")
+_COST_SECONDS = flags.DEFINE_float("cost_seconds", 30.0, "Long-stream cost comparison: stream "
+                                   "length (0 = skip).")
+
+
+def streamable_copy(asr: FunASR) -> FunASR:
+  """The same geometry as a chunk-streamable model, random weights."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  import flax  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.models import fun_asr  # pylint: disable=import-outside-toplevel
+  c = asr.cfg
+  cfg = dataclasses.replace(
+      c, frontend=dataclasses.replace(c.frontend, utterance_norm=False),
+      encoder=dataclasses.replace(c.encoder, chunk_size=4, causal_conv=True))
+  params = flax.core.meta.unbox(fun_asr.init_params(cfg, jax.random.key(0)))["params"]
+  return FunASR(cfg, params, asr.tokenizer)
+
+
+def long_stream_cost(asr: FunASR, waves, seconds: float) -> dict:
+  """Mean compute per partial in the first and last fifth of one long stream."""
+  model = streamable_copy(asr)
+  wave = np.concatenate(waves)
+  while len(wave) < seconds * audio_io.TARGET_RATE:
+    wave = np.concatenate([wave, wave])
+  wave = wave[: int(seconds * audio_io.TARGET_RATE)]
+  out = {}
+  for name, reencode in (("incremental", False), ("reencode", True)):
+    Stream(model, _CHUNK.value, reencode=reencode).accept(wave)  # warm-up: compile
+    parts = Stream(model, _CHUNK.value, reencode=reencode).accept(wave)
+    fifth = max(1, len(parts) // 5)
+    out[name] = {"partials": len(parts),
+                 "first_fifth_ms": 1000 * float(np.mean([p.compute_seconds for p in parts[:fifth]])),
+                 "last_fifth_ms": 1000 * float(np.mean([p.compute_seconds for p in parts[-fifth:]])),
+                 "total_s": float(sum(p.compute_seconds for p in parts))}
+  out["stream_seconds"] = seconds
+  return out
 
 
 def main(argv):
@@ -73,6 +115,8 @@ def main(argv):
               "offline_ctc": error_rates(refs, [r.ctc_text for r in offline])["wer"],
               "stream_final": error_rates(refs, final)["wer"],
               "offline_llm": error_rates(refs, [r.text for r in offline])["wer"]}}
+  if _COST_SECONDS.value > 0:
+    report["long_stream_cost"] = long_stream_cost(asr, waves, _COST_SECONDS.value)
   print(json.dumps(report, indent=1))
 
 

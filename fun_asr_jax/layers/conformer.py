@@ -17,6 +17,7 @@ import numpy as np
 
 from fun_asr_jax.layers import attention
 from fun_asr_jax.layers.linear import LayerNorm, Linear, param_with_axes
+from fun_asr_jax.layers.remat import maybe_remat, scan_layers
 from fun_asr_jax.layers.sanm import depthwise_conv1d
 from fun_asr_jax.layers.transformer import FeedForward, MultiHeadAttention
 
@@ -44,7 +45,9 @@ class ConvModule(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, paddings):  # [B, T, D]
+  def __call__(self, x, paddings, cache=None):
+    """`[B, T, D]` -> `[B, T, D]`; with `cache` (the previous `[B, K-1, D]` kernel inputs,
+    causal only) -> `(out, new_cache)`, so a stream of chunks gets the same outputs."""
     valid = (1.0 - paddings)[..., None].astype(x.dtype)
     h = Linear(2 * self.hidden, ("embed", "mlp"), dtype=self.dtype, name="pointwise_in")(x)
     h = nn.glu(h, axis=-1) * valid  # padded frames must not leak through the kernel
@@ -52,10 +55,19 @@ class ConvModule(nn.Module):
                              (self.kernel_size, self.hidden), ("conv_kernel", "embed"),
                              jnp.float32)
     left = self.kernel_size - 1 if self.causal else (self.kernel_size - 1) // 2
-    h = depthwise_conv1d(h, kernel, left)
+    if cache is None:
+      h = depthwise_conv1d(h, kernel, left)
+    else:
+      if not self.causal:
+        raise ValueError("streaming needs a causal convolution (encoder.causal_conv=True)")
+      t = h.shape[1]
+      h = jnp.concatenate([cache.astype(h.dtype), h], axis=1)
+      cache = h[:, -(self.kernel_size - 1):] if self.kernel_size > 1 else cache
+      h = depthwise_conv1d(h, kernel, left)[:, -t:]
     h = LayerNorm(self.norm_eps, dtype=self.dtype, name="norm")(h)
     h = nn.swish(h)
-    return Linear(self.hidden, ("mlp", "embed"), dtype=self.dtype, name="pointwise_out")(h)
+    out = Linear(self.hidden, ("mlp", "embed"), dtype=self.dtype, name="pointwise_out")(h)
+    return out if cache is None else (out, cache)
 
 
 class ConformerLayer(nn.Module):
@@ -75,32 +87,107 @@ class ConformerLayer(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, paddings, deterministic=True):
+  def __call__(self, x, paddings, deterministic=True, cache=None, index=0):
+    """`[B, T, D]` -> `[B, T, D]`.
+
+    Streaming: with `cache` (`stream_cache`'s per-layer dict) the T frames are the
+    stream's frames index..index+T-1 (index a multiple of chunk_size); they attend to the
+    cached frames under the same chunk mask and the result is `(x, new_cache)`.
+    """
     drop = lambda h: nn.Dropout(self.dropout)(h, deterministic=deterministic)
     ffn = lambda name: FeedForward(self.hidden, self.mlp_dim, "swish", self.dropout, self.dtype,
                                    name=name)
     ln = lambda name: LayerNorm(self.norm_eps, dtype=self.dtype, name=name)
     x = x + 0.5 * drop(ffn("ffn1")(ln("norm_ffn1")(x), deterministic))
     t = x.shape[1]
-    mask = attention.chunk_mask(paddings, self.chunk_size, self.left_chunks)
+    if cache is None:
+      mask = attention.chunk_mask(paddings, self.chunk_size, self.left_chunks)
+      pos = jnp.broadcast_to(jnp.arange(t), paddings.shape)
+    else:
+      if self.position != "rotary" or self.chunk_size <= 0:
+        raise ValueError("streaming needs a chunked (encoder.chunk_size > 0) rotary conformer")
+      mask = _stream_mask(paddings, cache["k"].shape[1], index, self.chunk_size,
+                          self.left_chunks)
+      pos = jnp.broadcast_to(index + jnp.arange(t), paddings.shape)
     rope = bias = None
     if self.position == "rotary":
-      pos = jnp.broadcast_to(jnp.arange(t), paddings.shape)
       rope = attention.rope_tables(pos, self.hidden // self.num_heads, self.rope_theta)
     elif self.position == "relative":
       bias = RelativePositionBias(self.num_heads, self.max_relative_distance, name="rel_bias")(t)
     else:
       raise ValueError(f"conformer position={self.position!r}: expected rotary or relative")
-    h = MultiHeadAttention(self.hidden, self.num_heads, self.dtype, name="self_attn")(
-        ln("norm_mha")(x), mask, rope=rope, bias=bias)
-    x = x + drop(h)
-    x = x + drop(ConvModule(self.hidden, self.conv_kernel, self.causal_conv, self.norm_eps,
-                            self.dtype, name="conv")(ln("norm_conv")(x), paddings))
+    mha = MultiHeadAttention(self.hidden, self.num_heads, self.dtype, name="self_attn")
+    conv = ConvModule(self.hidden, self.conv_kernel, self.causal_conv, self.norm_eps,
+                      self.dtype, name="conv")
+    if cache is None:
+      x = x + drop(mha(ln("norm_mha")(x), mask, rope=rope, bias=bias))
+      x = x + drop(conv(ln("norm_conv")(x), paddings))
+    else:
+      h, kv = mha(ln("norm_mha")(x), mask, rope=rope, cache=cache, index=index)
+      x = x + drop(h)
+      h, conv_cache = conv(ln("norm_conv")(x), paddings, cache=cache["conv"])
+      x = x + drop(h)
+      cache = dict(kv, conv=conv_cache)
     x = x + 0.5 * drop(ffn("ffn2")(ln("norm_ffn2")(x), deterministic))
     if self.final_norm:
       x = ln("norm_out")(x)
     x = x * (1.0 - paddings)[..., None].astype(x.dtype)
-    return nn.with_logical_constraint(x, ("batch", "act_length", "act_embed"))
+    x = nn.with_logical_constraint(x, ("batch", "act_length", "act_embed"))
+    return x if cache is None else (x, cache)
+
+
+def _stream_mask(paddings, slots: int, index, chunk_size: int, left_chunks: int):
+  """`chunk_mask` for frames index..index+T-1 over a cache of `slots` frames: `[B, T, S]`.
+
+  Cached frames (slots before `index`) are valid: a stream is padded only at its end.
+  """
+  t = paddings.shape[1]
+  s = jnp.arange(slots)
+  fresh = jax.lax.dynamic_update_slice(jnp.zeros((paddings.shape[0], slots), bool),
+                                       paddings < 0.5, (0, index))
+  valid = (s[None, :] < index) | fresh  # [B, S]
+  chunk_q = (index + jnp.arange(t)) // chunk_size  # [T]
+  chunk_k = s // chunk_size  # [S]
+  allowed = chunk_k[None, :] <= chunk_q[:, None]
+  if left_chunks >= 0:
+    allowed &= chunk_k[None, :] >= chunk_q[:, None] - left_chunks
+  return allowed[None] & valid[:, None, :]
+
+
+def stream_cache(num_layers: int, batch: int, slots: int, hidden: int, num_heads: int,
+                 kernel_size: int, dtype=jnp.float32) -> dict:
+  """An empty streaming cache for a conformer stack: keys/values of up to `slots` frames
+  `[L, B, S, H, hd]` and the last K-1 convolution inputs `[L, B, K-1, D]` per layer."""
+  hd = hidden // num_heads
+  kv = jnp.zeros((num_layers, batch, slots, num_heads, hd), dtype)
+  return {"k": kv, "v": kv, "conv": jnp.zeros((num_layers, batch, max(kernel_size - 1, 1),
+                                                hidden), dtype)}
+
+
+class _Step(nn.Module):
+  """One scanned conformer layer in nn.scan's `(carry, per-layer cache)` form."""
+  layer_kwargs: tuple
+
+  @nn.compact
+  def __call__(self, x, cache, paddings, index, deterministic):
+    out = ConformerLayer(**dict(self.layer_kwargs), name="layer")(x, paddings, deterministic,
+                                                                   cache, index)
+    return out if cache is not None else (out, None)
+
+
+def conformer_stack(num_layers: int, remat: str = "none", name: str | None = None, **kwargs):
+  """`num_layers` scanned ConformerLayers (params `<name>/layer/...`, leading 'layers' axis),
+  called as `(x, paddings, deterministic=True, cache=None, index=0)`; with a cache from
+  `stream_cache` it returns `(x, new_cache)`."""
+  step = maybe_remat(_Step, remat, static_argnums=(5,))
+  scanned = scan_layers(step, num_layers, in_axes=(0, nn.broadcast, nn.broadcast,
+                                                   nn.broadcast))
+  module = scanned(tuple(sorted(kwargs.items())), name=name)
+
+  def run(x, paddings, deterministic=True, cache=None, index=0):
+    x, new_cache = module(x, cache, paddings, index, deterministic)
+    return x if cache is None else (x, new_cache)
+  return run
 
 
 def subsampled_length(lengths, factor: int):

@@ -6,6 +6,7 @@ a rename. Keys at padded frames are masked; padded query rows are left to the ca
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from fun_asr_jax.layers import attention
@@ -19,7 +20,13 @@ class MultiHeadAttention(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask, rope=None, bias=None):  # x: [B, T, D], mask: [B, T|1, T]
+  def __call__(self, x, mask, rope=None, bias=None, cache=None, index=0):
+    """x `[B, T, D]`, mask `[B, T|1, T]` -> `[B, T, D]`.
+
+    With `cache` ({"k", "v": [B, S, H, hd]}, keys after RoPE) the T inputs' keys and values
+    are written at slots index..index+T-1, the mask is `[B, T|1, S]` over all slots, and
+    the result is `(out, new_cache)`: streaming encoders attend to frames they saw before.
+    """
     b, t, _ = x.shape
     hd = self.hidden // self.num_heads
     proj = lambda name: Linear(self.hidden, ("embed", "heads"), dtype=self.dtype, name=name)
@@ -28,9 +35,15 @@ class MultiHeadAttention(nn.Module):
     v = proj("linear_v")(x).reshape(b, t, self.num_heads, hd)
     if rope is not None:
       q, k = attention.apply_rope(q, *rope), attention.apply_rope(k, *rope)
+    if cache is not None:
+      write = lambda buf, new: jax.lax.dynamic_update_slice(buf, new.astype(buf.dtype),
+                                                            (0, index, 0, 0))
+      cache = {"k": write(cache["k"], k), "v": write(cache["v"], v)}
+      k, v = cache["k"], cache["v"]
     out = attention.dot_product_attention(q, k, v, mask, hd**-0.5, bias=bias)
-    return Linear(self.hidden, ("heads", "embed"), dtype=self.dtype, name="linear_out")(
+    out = Linear(self.hidden, ("heads", "embed"), dtype=self.dtype, name="linear_out")(
         out.reshape(b, t, self.hidden))
+    return out if cache is None else (out, cache)
 
 
 class FeedForward(nn.Module):

@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from fun_asr_jax.layers.conformer import ConformerLayer, ConvSubsampling, subsampled_length
+from fun_asr_jax.layers.conformer import ConvSubsampling, conformer_stack, subsampled_length
+from fun_asr_jax.layers import conformer as conformer_lib
 from fun_asr_jax.layers.linear import LayerNorm
 from fun_asr_jax.layers.remat import stack
 from fun_asr_jax.layers.sanm import SANMLayer
@@ -86,22 +87,51 @@ class ConformerEncoder(nn.Module):
   cfg: EncoderConfig
 
   @nn.compact
-  def __call__(self, x, paddings, deterministic=True):  # [B, T, F] -> [B, T/s, D]
+  def __call__(self, x, paddings, deterministic=True, cache=None, index=0):
+    """`[B, T, F]` -> (`[B, T/s, D]`, paddings).
+
+    Streaming (`cache` from `stream_cache`): x is the feature window of the encoder frames
+    index..index+C-1 (`stream_window`), the result `(hidden, paddings, new_cache)`.
+    """
     c = self.cfg
     dtype = jnp.dtype(c.dtype)
     x, paddings = ConvSubsampling(c.hidden, c.subsampling, c.subsampling_channels, dtype=dtype,
                                   name="subsampling")(
         x, paddings)
     x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
-    x = stack(ConformerLayer, c.num_blocks, c.remat, name="layers", hidden=c.hidden,
-              num_heads=c.num_heads, mlp_dim=c.mlp_dim, conv_kernel=c.kernel_size,
-              position=c.position, chunk_size=c.chunk_size, left_chunks=c.left_chunks,
-              causal_conv=c.causal_conv, norm_eps=c.norm_eps, dropout=c.dropout,
-              final_norm=c.block_final_norm, dtype=dtype)(x, paddings, deterministic)
+    x = conformer_stack(c.num_blocks, c.remat, name="layers", hidden=c.hidden,
+                        num_heads=c.num_heads, mlp_dim=c.mlp_dim, conv_kernel=c.kernel_size,
+                        position=c.position, chunk_size=c.chunk_size,
+                        left_chunks=c.left_chunks, causal_conv=c.causal_conv,
+                        norm_eps=c.norm_eps, dropout=c.dropout, final_norm=c.block_final_norm,
+                        dtype=dtype)(x, paddings, deterministic, cache, index)
+    if cache is not None:
+      x, cache = x
     if not c.block_final_norm:  # pre-LN: one LayerNorm on the stack's output
       x = LayerNorm(c.norm_eps, dtype=dtype, name="after_norm")(x)
       x = x * (1.0 - paddings)[..., None].astype(x.dtype)
-    return x, paddings
+    return (x, paddings) if cache is None else (x, paddings, cache)
+
+
+def streamable(cfg: EncoderConfig) -> bool:
+  """Whether chunks can be encoded one at a time with caches, exactly as offline."""
+  return (cfg.kind == "conformer" and cfg.chunk_size > 0 and cfg.causal_conv
+          and cfg.position == "rotary")
+
+
+def stream_window(cfg: EncoderConfig, index: int, frames: int) -> tuple[int, int]:
+  """Feature frames [a, b) that encoder frames index..index+frames-1 are computed from.
+
+  Each stride-2, kernel-3 convolution doubles the span and adds 1 (VALID): an output frame
+  of a factor-s stack reads s * j .. s * j + 2 (s - 1) input frames.
+  """
+  s = cfg.subsampling
+  return s * index, s * (index + frames) + s - 1
+
+
+def stream_cache(cfg: EncoderConfig, batch: int, slots: int) -> dict:
+  return conformer_lib.stream_cache(cfg.num_blocks, batch, slots, cfg.hidden, cfg.num_heads,
+                                    cfg.kernel_size, jnp.dtype(cfg.dtype))
 
 
 def build_encoder(cfg: EncoderConfig, name: str = "encoder") -> nn.Module:

@@ -156,8 +156,12 @@ class FunASR(nn.Module):
       feats = F.utterance_norm(feats, pads)
     return feats, pads
 
-  def encode(self, feats, paddings, deterministic=True):
-    return self.encoder(feats, paddings, deterministic)
+  def encode(self, feats, paddings, deterministic=True, cache=None, index=0):
+    """-> (frames, paddings); with a streaming `cache` (a chunk's feature window, see
+    `encoder.stream_window`) -> (frames, paddings, new_cache)."""
+    if cache is None:
+      return self.encoder(feats, paddings, deterministic)
+    return self.encoder(feats, paddings, deterministic, cache, index)
 
   def adapt(self, enc, enc_paddings, deterministic=True):
     return self.adaptor(enc, enc_paddings, deterministic)

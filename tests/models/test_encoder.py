@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fun_asr_jax.models import encoder as encoder_lib
 from fun_asr_jax.models.encoder import EncoderConfig, build_encoder
 
 SANM = EncoderConfig(input_dim=40, hidden=32, num_heads=2, mlp_dim=64, num_blocks=3,
@@ -79,6 +80,48 @@ def test_left_context_limits_attention():
   m = np.asarray(chunk_mask(jnp.zeros((1, 8)), chunk_size=2, left_chunks=1))[0]
   assert m[5].tolist() == [False, False, True, True, True, True, False, False]
   assert m[0].tolist() == [True, True] + [False] * 6
+
+
+@pytest.mark.parametrize("left_chunks,subsampling,frames", [(-1, 4, 8), (1, 4, 4), (2, 2, 6)])
+def test_streaming_chunks_equal_the_offline_chunked_encoder(left_chunks, subsampling, frames):
+  """Chunk by chunk with key/value and convolution caches, each encoder frame computed
+  once, the outputs are the whole utterance's under its chunk mask."""
+  cfg = EncoderConfig(**{**CONFORMER.__dict__, "chunk_size": 2, "left_chunks": left_chunks,
+                         "causal_conv": True, "subsampling": subsampling,
+                         "block_final_norm": False})
+  assert encoder_lib.streamable(cfg)
+  rng = np.random.RandomState(3)
+  t = 181
+  x = rng.randn(2, t, cfg.input_dim).astype(np.float32)
+  params, ref, _ = run(cfg, x, np.zeros((2, t), np.float32))
+  enc = build_encoder(cfg)
+  step = jax.jit(lambda w, wp, cache, index: enc.apply(params, w, wp, True, cache, index))
+  cache = encoder_lib.stream_cache(cfg, 2, 128)
+  got, index = [], 0
+  while True:
+    a, b = encoder_lib.stream_window(cfg, index, frames)
+    if b > t:
+      break
+    h, hp, cache = step(x[:, a:b], np.zeros((2, b - a), np.float32), cache, index)
+    assert h.shape[1] == frames and not np.asarray(hp).any()
+    got.append(np.asarray(h))
+    index += frames
+  got = np.concatenate(got, 1)
+  assert got.shape[1] >= ref.shape[1] - frames and got.shape[1] > 3 * frames
+  np.testing.assert_allclose(got, ref[:, : got.shape[1]], atol=2e-5)
+
+
+def test_streaming_needs_a_causal_chunked_rotary_conformer():
+  for change in ({"causal_conv": False}, {"chunk_size": 0}, {"position": "relative"}):
+    cfg = EncoderConfig(**{**CONFORMER.__dict__, "chunk_size": 2, "causal_conv": True,
+                           **change})
+    assert not encoder_lib.streamable(cfg)
+    x = np.zeros((1, 23, cfg.input_dim), np.float32)
+    enc = build_encoder(cfg)
+    params = enc.init(jax.random.key(0), x, np.zeros((1, 23), np.float32))
+    with pytest.raises(ValueError, match="stream"):
+      enc.apply(params, x, np.zeros((1, 23), np.float32), True,
+                encoder_lib.stream_cache(cfg, 1, 32), 0)
 
 
 def test_wrong_feature_dim_is_reported():
