@@ -6,7 +6,11 @@
       ─▶ `num_updates` optimizer steps on  max(−A·ρ, −A·clip(ρ, 1−ε_low, 1+ε_high)) + β·KL
 
 ρ = exp(logp − logp_old) per response token; KL is the k3 estimator against a frozen
-reference policy. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
+reference policy. With `guide` > 0 that share of groups has its last sample replaced by
+the reference transcript: a group whose G samples all hallucinate on noise (a confident
+model's usual case) has equal rewards and no advantage, but with the right answer among
+them it has both (the empty answer on noise, the transcript on speech). Metrics count the
+sampled responses only. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
 first update. Responses include the end token when one was sampled, so stopping (what
 silences hallucinations on noise) is itself rewarded.
 """
@@ -35,6 +39,7 @@ class GRPOConfig:
   beta: float = 0.04  # KL weight; 0 = no reference policy
   aggregation: str = "sequence"  # sequence: mean over sequences of token means | token
   num_updates: int = 1  # optimizer updates per rollout batch
+  guide: float = 0.0  # share of groups whose last sample is the reference transcript
   reward: rewards_lib.RewardConfig = rewards_lib.RewardConfig()
 
   def validate(self, prefix: str = "rl"):
@@ -51,6 +56,7 @@ class GRPOConfig:
     need(self.beta >= 0, "beta", "must be >= 0")
     need(self.aggregation in ("sequence", "token"), "aggregation", "expected sequence or token")
     need(self.num_updates >= 1, "num_updates", "must be >= 1")
+    need(0.0 <= self.guide <= 1.0, "guide", "a share of groups: must be in [0, 1]")
     self.reward.validate(f"{prefix}.reward")
 
 
@@ -137,6 +143,27 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
   return {"tokens": out["tokens"], "lengths": out["lengths"], "done": out["done"]}
 
 
+def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
+  """Puts the reference in place of the last sample of a `cfg.guide` share of groups.
+
+  The reference is the CTC label sequence (the tokenised transcript; empty on noise) plus
+  the end token; one longer than `max_new_tokens` - 1 cannot be a finished response and
+  is not used. Returns the rollout and `guided [B·G]`.
+  """
+  n, g = ro["tokens"].shape[1], cfg.group_size
+  labels = batch["ctc_labels"]
+  labels = jnp.pad(labels, ((0, 0), (0, max(0, n - labels.shape[1]))))[:, :n]
+  ref_len = jnp.sum(1.0 - batch["ctc_label_paddings"], -1).astype(jnp.int32)  # [B]
+  ref = jnp.where(jnp.arange(n)[None] < ref_len[:, None], labels, pad_id)
+  b = ref_len.shape[0]
+  pick = (jax.random.uniform(rng, (b,)) < cfg.guide) & (ref_len < n)  # [B]
+  guided = jnp.zeros((b, g), bool).at[:, g - 1].set(pick).reshape(-1)  # [B·G]
+  rep = lambda x: jnp.repeat(x, g, axis=0)
+  return {"tokens": jnp.where(guided[:, None], rep(ref), ro["tokens"]),
+          "lengths": jnp.where(guided, rep(ref_len), ro["lengths"]),
+          "done": ro["done"] | guided}, guided
+
+
 def response_layout(ro, eos_id: int):
   """Response ids with the end token put back where it was sampled, and their mask."""
   n = ro["tokens"].shape[1]
@@ -208,6 +235,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
   params0 = jax.lax.stop_gradient(state.params)
   enc = jax.lax.stop_gradient(encode(model, params0, batch)) if encoder_frozen else None
   ro = rollout(model, params0, batch, rng, cfg, eos_id, pad_id, enc)
+  guided = jnp.zeros(ro["lengths"].shape, bool)
+  if cfg.guide > 0:
+    ro, guided = guide_with_reference(ro, batch, jax.random.fold_in(rng, 1), cfg, pad_id)
   reward, terms = batch_rewards(ro, batch, tables, cfg)
   adv = group_advantages(reward, cfg.group_size)
   response, mask = response_layout(ro, eos_id)
@@ -239,7 +269,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                                          length=cfg.num_updates)
   ms = jax.tree.map(lambda x: x[-1], ms)
   consecutive, total = state_lib.nonfinite_counts(opt_state)
-  mean = lambda x: jnp.mean(x.astype(jnp.float32))
+  sampled = 1.0 - guided.astype(jnp.float32)  # metrics describe the policy's own samples
+  mean = lambda x: jnp.sum(x.astype(jnp.float32) * sampled) / jnp.maximum(sampled.sum(), 1)
+  total_of = lambda x: jnp.sum(x.astype(jnp.float32) * sampled)
   metrics = dict(ms, lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
                  nonfinite_total=total, reward=mean(reward),
                  reward_std=jnp.mean(jnp.std(reward.reshape(-1, g), -1)),
@@ -248,9 +280,11 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                     ("accuracy", "keywords", "hallucination", "language")},
                  hallucinated=mean(terms["hallucinated"]), loops=mean(terms["loop"]),
                  # share of samples on silent references that wrote text (0 without any)
-                 hallucination_rate=terms["hallucinated"].sum() / jnp.maximum(
-                     terms["silent_ref"].sum(), 1),
-                 unit_error_rate=terms["errors"].sum() / jnp.maximum(terms["ref_units"].sum(), 1))
+                 hallucination_rate=total_of(terms["hallucinated"]) / jnp.maximum(
+                     total_of(terms["silent_ref"]), 1),
+                 unit_error_rate=total_of(terms["errors"]) / jnp.maximum(
+                     total_of(terms["ref_units"]), 1),
+                 guided=jnp.mean(guided.astype(jnp.float32)))
   ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                        ema=ema), metrics

@@ -171,6 +171,20 @@ def test_frozen_encoder_runs_once_per_step_with_identical_results(setup):
   assert shared < per_pass / 2, (shared, per_pass)  # rollout + old + ref + update -> once
 
 
+def test_guided_step_trains_and_reports_the_policy_samples_only(setup):
+  cfg, params, batch = setup
+  tx = optax.apply_if_finite(optax.sgd(1e-2), 10)
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=48, beta=0.0, guide=1.0)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  _, m = jax.jit(lambda s: grpo.train_step(
+      s, None, batch, units.build_tables(TOK).as_arrays(), model=FunASR(cfg), cfg=gcfg,
+      tx=tx, lr_fn=lambda _: 1e-2, eos_id=TOK.eos_id, pad_id=TOK.pad_id))(state)
+  assert abs(float(m["guided"]) - 1 / G) < 1e-6 and np.isfinite(float(m["loss"]))
+  # the guided answers are exact (reward accuracy 1); the random policy's are not
+  assert float(m["reward_accuracy"]) < 0.5
+
+
 def test_config_errors_name_the_field():
   with pytest.raises(ValueError, match="rl.group_size"):
     grpo.GRPOConfig(group_size=1).validate()
@@ -178,6 +192,38 @@ def test_config_errors_name_the_field():
     grpo.GRPOConfig(reward=rewards.RewardConfig(accuracy=-1)).validate()
   with pytest.raises(ValueError, match="rl.aggregation"):
     grpo.GRPOConfig(aggregation="mean").validate()
+  with pytest.raises(ValueError, match="rl.guide"):
+    grpo.GRPOConfig(guide=1.5).validate()
+
+
+def test_guided_groups_get_the_reference_and_an_advantage():
+  """Groups whose samples all hallucinate on noise: equal rewards, zero advantage; with the
+  reference (the empty answer) in place of the last sample, the group has an advantage."""
+  g, n, pad, eos = 3, 6, 0, 9
+  ro = {"tokens": jnp.asarray(np.tile([[5, 6, 7, 0, 0, 0]], (3 * g, 1)), jnp.int32),
+        "lengths": jnp.full((3 * g,), 3, jnp.int32), "done": jnp.ones((3 * g,), bool)}
+  batch = {"ctc_labels": jnp.asarray([[0, 0, 0, 0, 0, 0, 0, 0], [4, 2, 0, 0, 0, 0, 0, 0],
+                                      [1, 2, 3, 4, 5, 6, 7, 8]], jnp.int32),
+           "ctc_label_paddings": jnp.asarray([[1] * 8, [0, 0] + [1] * 6, [0] * 8], jnp.float32)}
+  cfg = grpo.GRPOConfig(group_size=g, max_new_tokens=n, guide=1.0)
+  out, guided = grpo.guide_with_reference(ro, batch, jax.random.key(0), cfg, pad)
+  # noise: empty answer; speech: its labels then padding; too long for n: left as sampled
+  np.testing.assert_array_equal(guided, [0, 0, 1, 0, 0, 1, 0, 0, 0])
+  np.testing.assert_array_equal(out["tokens"][2], [pad] * n)
+  np.testing.assert_array_equal(out["tokens"][5], [4, 2] + [pad] * (n - 2))
+  np.testing.assert_array_equal(out["lengths"], [3, 3, 0, 3, 3, 2, 3, 3, 3])
+  assert bool(out["done"].all())
+  np.testing.assert_array_equal(out["tokens"][6:], ro["tokens"][6:])
+  tokens, mask = grpo.response_layout(out, eos)
+  assert list(np.asarray(tokens[2][:1])) == [eos] and int(mask[2].sum()) == 1
+  # the noise group: all samples hallucinate -> zero advantage; guided -> the reference wins
+  silent = jnp.asarray([0.0, 0.0, 1.0])  # reward: 1 for saying nothing on noise
+  assert np.all(np.asarray(grpo.group_advantages(jnp.zeros(3), g)) == 0)
+  adv = np.asarray(grpo.group_advantages(silent, g))
+  assert adv[2] > 0 > adv[0] == adv[1]
+  none = grpo.guide_with_reference(ro, batch, jax.random.key(0),
+                                   dataclasses.replace(cfg, guide=0.0), pad)[1]
+  assert not np.asarray(none).any()
 
 
 def test_short_grpo_run_raises_the_reward_of_a_toy_task(setup):
