@@ -122,6 +122,16 @@ class FunASR:
       self._index_cache = {key: hotwords_lib.HotwordIndex(hotwords, self.retrieval)}
     return self._index_cache[key]
 
+  def hotword_plan(self, hotwords, retrieve: bool = True):
+    """-> (retrieval index or None, the list every prompt gets): retrieval per utterance
+    when the model has CTC text, else the whole (cleaned) list in every prompt."""
+    if isinstance(hotwords, str):
+      hotwords = [hotwords]
+    index = self._index(hotwords) if hotwords and self.has_ctc_text and retrieve else None
+    static = (hotwords_lib.clean_hotwords(hotwords, self.retrieval.max_chars)
+              if hotwords and index is None else [])
+    return index, static
+
   # -- transcription --------------------------------------------------------------------
   def transcribe(self, inputs, hotwords=None, language: str | None = None,
                  sample_rate: int = _RATE, batch_size: int = 8, max_new_tokens: int = 256,
@@ -155,9 +165,7 @@ class FunASR:
         pieces += [(i, a, wave[a:b]) for a, b in vad.segments(wave, _RATE, cfg)]
       elif len(wave) >= _MIN_SAMPLES:  # shorter than one 25 ms window: the text stays empty
         pieces.append((i, 0, wave))
-    index = self._index(hotwords) if hotwords and self.has_ctc_text and retrieve else None
-    static_hotwords = (hotwords_lib.clean_hotwords(hotwords, self.retrieval.max_chars)
-                       if hotwords and index is None else [])
+    index, static_hotwords = self.hotword_plan(hotwords, retrieve)
     order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][2]))
     decoded = {}
     for start in range(0, len(order), batch_size):
@@ -178,8 +186,12 @@ class FunASR:
     """
     real = len(waves)
     waves = waves + [waves[0]] * ((1 << (real - 1).bit_length()) - real)
-    out = [Transcript(source="") for _ in waves]
-    enc, lengths, passes = self.first_pass(waves)
+    return self.decode(*self.first_pass(waves), index, static_hotwords, language,
+                       max_new_tokens)[:real]
+
+  def decode(self, enc, lengths, passes, index, static_hotwords, language, max_new_tokens):
+    """The text side of a batch whose audio side (`first_pass`) is done -> Transcripts."""
+    out = [Transcript(source="") for _ in passes]
     for r, p in zip(out, passes):
       r.hotwords = list(static_hotwords)
       if self.has_ctc_text:
@@ -205,7 +217,7 @@ class FunASR:
       r.language = language if language not in (None, "", "auto") else script_of(r.text)
     if self.has_ctc_text:
       self._align(out, enc, passes)
-    return out[:real]
+    return out
 
   def first_pass(self, waves):
     """The audio side of a batch of 16 kHz waveforms, run once.
@@ -220,12 +232,16 @@ class FunASR:
       wave[j, : len(w)] = w
     lengths = np.array([len(w) for w in waves], np.int32)
     enc = encode_audio(self.params, jnp.asarray(wave), jnp.asarray(lengths), self.cfg)
+    return (enc, lengths, self.ctc_passes(enc, lengths))
+
+  def ctc_passes(self, enc, lengths):
+    """Per row of `encode_audio`'s outputs, the CTC greedy path (see `first_pass`)."""
     if not self.has_ctc_text:
-      return enc, lengths, [{} for _ in waves]
+      return [{} for _ in lengths]
     path = jax.device_get({k: enc[k] for k in ("ctc_tokens", "ctc_lengths", "ctc_frames",
                                                 "ctc_valid_frames")})
     passes = []
-    for j in range(len(waves)):
+    for j in range(len(lengths)):
       toks = path["ctc_tokens"][j, : path["ctc_lengths"][j]]
       keep = toks < self.tokenizer.vocab_size
       toks = [int(t) for t in toks[keep]]
@@ -233,7 +249,7 @@ class FunASR:
       passes.append({"text": postprocess(self.tokenizer.decode(toks)), "tokens": toks,
                      "frames": [int(f) for f in path["ctc_frames"][j, : len(keep)][keep]],
                      "valid": valid, "seconds_per_frame": lengths[j] / _RATE / max(valid, 1)})
-    return enc, lengths, passes
+    return passes
 
   def _align(self, out, enc, passes):
     """Word timestamps of the final text: its tokens forced-aligned to the CTC posteriors.

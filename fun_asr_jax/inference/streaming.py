@@ -16,7 +16,8 @@ so far at every chunk (padded to a few fixed lengths, so a stream compiles a han
 programs). Either way the light CTC branch reads all frames so far and its greedy path is
 the partial; its decoder layer attends both ways, so the last `rollback_words` words stay
 tentative (Fun-ASR's re-encode-with-rollback). A model without a usable CTC branch gets
-LLM partials. The LLM decodes once, at the end.
+LLM partials. The LLM decodes once, at the end: over the frames already encoded plus the
+tail's when the stream was encoded incrementally, so no audio is encoded twice.
 """
 
 import dataclasses
@@ -29,7 +30,7 @@ import numpy as np
 
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.inference.asr import FunASR, Transcript
-from fun_asr_jax.inference.transcribe import postprocess
+from fun_asr_jax.inference.transcribe import audio_side, postprocess
 from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models import encoder as encoder_lib
 from fun_asr_jax.models.fun_asr import FunASR as Model, ModelConfig
@@ -114,12 +115,20 @@ class Stream:
                    seconds=len(audio) / audio_io.TARGET_RATE,
                    compute_seconds=time.perf_counter() - t)
 
-  def finish(self) -> Transcript:
-    """The final result on all the audio (LLM decoding, hotwords, timestamps)."""
+  def finish(self, segment_seconds: float = 30.0) -> Transcript:
+    """The final result on all the audio (LLM decoding, hotwords, timestamps): from the
+    frames encoded so far plus the tail when the stream was encoded incrementally (and is
+    no longer than `segment_seconds`), else `FunASR.transcribe` on the whole audio."""
     if not len(self._audio):
       return Transcript(source="stream")
-    out = self.asr.transcribe([self._audio], hotwords=self.hotwords, language=self.language,
-                              max_new_tokens=self.max_new_tokens)[0]
+    if self._encoder is not None and \
+        _WINDOW <= len(self._audio) <= segment_seconds * audio_io.TARGET_RATE:
+      out = self._encoder.finish(self._audio, self.hotwords, self.language,
+                                 self.max_new_tokens)
+    else:
+      out = self.asr.transcribe([self._audio], hotwords=self.hotwords, language=self.language,
+                                max_new_tokens=self.max_new_tokens,
+                                segment_seconds=segment_seconds)[0]
     out.source = "stream"
     return out
 
@@ -133,12 +142,11 @@ def incremental(cfg: ModelConfig) -> bool:
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _encode_chunk(params, samples, cache, index, cfg: ModelConfig):
-  """The samples of one chunk's feature window `[1, N]` -> (frames `[1, C, D]`, paddings,
-  new cache)."""
+def _encode_chunk(params, samples, length, cache, index, cfg: ModelConfig):
+  """The samples of one chunk's feature window `[1, N]`, of which `length` are audio (less
+  than N only at the stream's end) -> (frames `[1, C, D]`, paddings, new cache)."""
   model, v = Model(cfg), {"params": params}
-  feats, pads = model.apply(v, samples, jnp.full((1,), samples.shape[1], jnp.int32),
-                            method=Model.features)
+  feats, pads = model.apply(v, samples, jnp.reshape(length, (1,)), method=Model.features)
   return model.apply(v, feats, pads, True, cache, index, method=Model.encode)
 
 
@@ -183,16 +191,37 @@ class Incremental:
   def samples_needed(self) -> int:
     return self._window()[1]
 
+  def _encode(self, audio: np.ndarray) -> np.ndarray:
+    """The next chunk's valid frames `[n, D]` from what `audio` holds of its window."""
+    start, stop = self._window()
+    samples = np.zeros((1, stop - start), np.float32)
+    piece = audio[start: stop]
+    samples[0, : len(piece)] = piece
+    self._grow(self.index + self.frames)
+    h, pads, self.cache = _encode_chunk(self.asr.params, jnp.asarray(samples), len(piece),
+                                        self.cache, self.index, self.asr.cfg)
+    self.index += self.frames
+    return np.asarray(h)[0, : int(np.sum(np.asarray(pads)[0] < 0.5))]
+
   def advance(self, audio: np.ndarray) -> int:
     """Encodes every whole chunk `audio` now covers; -> encoder frames done."""
     while len(audio) >= self.samples_needed():
-      start, stop = self._window()
-      self._grow(self.index + self.frames)
-      h, _, self.cache = _encode_chunk(self.asr.params, jnp.asarray(audio[None, start: stop]),
-                                       self.cache, self.index, self.asr.cfg)
-      self.outputs.append(np.asarray(h)[0])
-      self.index += self.frames
+      self.outputs.append(self._encode(audio))
     return self.index
+
+  def finish(self, audio: np.ndarray, hotwords, language, max_new_tokens) -> Transcript:
+    """The whole stream's result from its encoded frames and the tail's: no re-encoding."""
+    self.advance(audio)
+    frames = np.concatenate(self.outputs + [self._encode(audio)])
+    width = -(-len(frames) // 64) * 64
+    x = np.zeros((1, width, frames.shape[1]), np.float32)
+    x[0, : len(frames)] = frames
+    pads = (np.arange(width) >= len(frames)).astype(np.float32)[None]
+    enc = audio_side(self.asr.params, jnp.asarray(x), jnp.asarray(pads), self.asr.cfg)
+    lengths = np.array([len(audio)], np.int32)
+    index, static = self.asr.hotword_plan(hotwords)
+    return self.asr.decode(enc, lengths, self.asr.ctc_passes(enc, lengths), index, static,
+                           language, max_new_tokens)[0]
 
   def hypothesis(self, audio: np.ndarray) -> str:
     """CTC greedy text over all frames encoded so far."""

@@ -31,6 +31,18 @@ def encode_audio(params, waveform, wave_lengths, cfg: ModelConfig):
   v = {"params": params}
   feats, pads = model.apply(v, waveform, wave_lengths, method=FunASR.features)
   enc, enc_pads = model.apply(v, feats, pads, method=FunASR.encode)
+  return _audio_side(params, enc, enc_pads, cfg)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def audio_side(params, enc, enc_pads, cfg: ModelConfig):
+  """`encode_audio` from encoder frames `[B, T, E]` on (a stream encoded chunk by chunk)."""
+  return _audio_side(params, enc, enc_pads, cfg)
+
+
+def _audio_side(params, enc, enc_pads, cfg: ModelConfig):
+  model = FunASR(cfg)
+  v = {"params": params}
   audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
   out = {"audio": audio}
   if cfg.ctc.enabled:
