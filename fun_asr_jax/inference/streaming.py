@@ -158,6 +158,15 @@ def _ctc_path(params, frames, paddings, cfg: ModelConfig):
   return tokens, lengths
 
 
+def _padded(frames: np.ndarray):
+  """Frames `[T, D]` -> (`[1, T', D]`, paddings `[1, T']`), T' a multiple of 64: a stream's
+  growing frame count compiles one program per 64 frames (2.56 s), not one per chunk."""
+  width = -(-len(frames) // 64) * 64
+  x = np.zeros((1, width, frames.shape[1]), np.float32)
+  x[0, : len(frames)] = frames
+  return jnp.asarray(x), jnp.asarray((np.arange(width) >= len(frames)).astype(np.float32)[None])
+
+
 class Incremental:
   """The audio side of one stream, chunk by chunk: encoder frames computed once each."""
 
@@ -213,11 +222,7 @@ class Incremental:
     """The whole stream's result from its encoded frames and the tail's: no re-encoding."""
     self.advance(audio)
     frames = np.concatenate(self.outputs + [self._encode(audio)])
-    width = -(-len(frames) // 64) * 64
-    x = np.zeros((1, width, frames.shape[1]), np.float32)
-    x[0, : len(frames)] = frames
-    pads = (np.arange(width) >= len(frames)).astype(np.float32)[None]
-    enc = audio_side(self.asr.params, jnp.asarray(x), jnp.asarray(pads), self.asr.cfg)
+    enc = audio_side(self.asr.params, *_padded(frames), self.asr.cfg)
     lengths = np.array([len(audio)], np.int32)
     index, static = self.asr.hotword_plan(hotwords)
     return self.asr.decode(enc, lengths, self.asr.ctc_passes(enc, lengths), index, static,
@@ -228,12 +233,8 @@ class Incremental:
     self.advance(audio)
     if not self.outputs:
       return ""
-    frames = np.concatenate(self.outputs)
-    width = -(-len(frames) // 64) * 64  # a few padded lengths, a few programs
-    x = np.zeros((1, width, frames.shape[1]), np.float32)
-    x[0, : len(frames)] = frames
-    pads = (np.arange(width) >= len(frames)).astype(np.float32)[None]
-    tokens, lengths = jax.device_get(_ctc_path(self.asr.params, jnp.asarray(x),
-                                               jnp.asarray(pads), self.asr.cfg))
+    tokens, lengths = jax.device_get(_ctc_path(self.asr.params,
+                                               *_padded(np.concatenate(self.outputs)),
+                                               self.asr.cfg))
     toks = [int(t) for t in tokens[0, : lengths[0]] if t < self.asr.tokenizer.vocab_size]
     return postprocess(self.asr.tokenizer.decode(toks))

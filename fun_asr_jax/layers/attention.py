@@ -23,19 +23,30 @@ def causal_mask(paddings):
   return causal[None] & (paddings < 0.5)[:, None, :]
 
 
-def chunk_mask(paddings, chunk_size: int, left_chunks: int = -1):
+def chunk_mask(paddings, chunk_size: int, left_chunks: int = -1, slots: int | None = None,
+               index=0):
   """Streaming mask: frame i sees its own chunk and `left_chunks` chunks before (-1 = all).
 
-  `[B, T]` -> `[B, T, T]`; with chunk_size <= 0 it is the full bidirectional mask.
+  `[B, T]` -> `[B, T, T]`; with chunk_size <= 0 it is the full bidirectional mask. With
+  `slots`, the T frames are a stream's frames index..index+T-1 attending to a cache of
+  `slots` frames: `[B, T, S]`, the cached frames before `index` all valid (a stream is
+  padded only at its end).
   """
   t = paddings.shape[1]
   if chunk_size <= 0:
     return jnp.broadcast_to(padding_mask(paddings), (paddings.shape[0], t, t))
-  chunk = np.arange(t) // chunk_size
-  allowed = chunk[None, :] <= chunk[:, None]
+  if slots is None:
+    slots, valid = t, paddings < 0.5
+  else:
+    fresh = jax.lax.dynamic_update_slice(jnp.zeros((paddings.shape[0], slots), bool),
+                                         paddings < 0.5, (0, index))
+    valid = (jnp.arange(slots)[None, :] < index) | fresh  # [B, S]
+  chunk_q = (index + jnp.arange(t)) // chunk_size  # [T]
+  chunk_k = jnp.arange(slots) // chunk_size  # [S]
+  allowed = chunk_k[None, :] <= chunk_q[:, None]
   if left_chunks >= 0:
-    allowed &= chunk[None, :] >= chunk[:, None] - left_chunks
-  return jnp.asarray(allowed)[None] & (paddings < 0.5)[:, None, :]
+    allowed &= chunk_k[None, :] >= chunk_q[:, None] - left_chunks
+  return allowed[None] & valid[:, None, :]
 
 
 def rope_tables(positions, head_dim: int, theta: float):

@@ -106,8 +106,8 @@ class ConformerLayer(nn.Module):
     else:
       if self.position != "rotary" or self.chunk_size <= 0:
         raise ValueError("streaming needs a chunked (encoder.chunk_size > 0) rotary conformer")
-      mask = _stream_mask(paddings, cache["k"].shape[1], index, self.chunk_size,
-                          self.left_chunks)
+      mask = attention.chunk_mask(paddings, self.chunk_size, self.left_chunks,
+                                  slots=cache["k"].shape[1], index=index)
       pos = jnp.broadcast_to(index + jnp.arange(t), paddings.shape)
     rope = bias = None
     if self.position == "rotary":
@@ -134,24 +134,6 @@ class ConformerLayer(nn.Module):
     x = x * (1.0 - paddings)[..., None].astype(x.dtype)
     x = nn.with_logical_constraint(x, ("batch", "act_length", "act_embed"))
     return x if cache is None else (x, cache)
-
-
-def _stream_mask(paddings, slots: int, index, chunk_size: int, left_chunks: int):
-  """`chunk_mask` for frames index..index+T-1 over a cache of `slots` frames: `[B, T, S]`.
-
-  Cached frames (slots before `index`) are valid: a stream is padded only at its end.
-  """
-  t = paddings.shape[1]
-  s = jnp.arange(slots)
-  fresh = jax.lax.dynamic_update_slice(jnp.zeros((paddings.shape[0], slots), bool),
-                                       paddings < 0.5, (0, index))
-  valid = (s[None, :] < index) | fresh  # [B, S]
-  chunk_q = (index + jnp.arange(t)) // chunk_size  # [T]
-  chunk_k = s // chunk_size  # [S]
-  allowed = chunk_k[None, :] <= chunk_q[:, None]
-  if left_chunks >= 0:
-    allowed &= chunk_k[None, :] >= chunk_q[:, None] - left_chunks
-  return allowed[None] & valid[:, None, :]
 
 
 def stream_cache(num_layers: int, batch: int, slots: int, hidden: int, num_heads: int,
