@@ -3,7 +3,9 @@
 One jittable function: prefill the right-padded prompt batch (audio already spliced into
 the embeddings), then a `lax.while_loop` that emits one token per row per step until every
 row has produced an end token or `max_new_tokens` is reached. Greedy when temperature is 0,
-otherwise temperature / top-k / top-p sampling from the given rng.
+otherwise temperature / top-k / top-p sampling from the given rng. An optional loop guard
+stops a row whose last tokens are one short unit repeated many times (the looping failure
+LLM recognisers are known for) and keeps a single copy of the unit.
 
     prompt_embeds [B, S, D], prompt_paddings [B, S]
       -> tokens [B, max_new_tokens] (pad_id after the end), lengths [B] (end token excluded)
@@ -27,6 +29,17 @@ class SamplingConfig:
   top_p: float = 1.0
   eos_ids: tuple[int, ...] = ()
   pad_id: int = 0
+  # Loop guard: a unit of 1..loop_unit tokens occurring more than loop_repeats times in a
+  # row ends the row, keeping one copy. 0 = off (GRPO samples must stay the policy's own).
+  loop_repeats: int = 0
+  loop_unit: int = 8
+
+
+def greedy(tokenizer, max_new_tokens: int, loop_repeats: int = 4) -> SamplingConfig:
+  """The transcription default: greedy, the loop guard on (a unit 5 times in a row is a
+  loop; a real utterance rarely says the same word or phrase five times running)."""
+  return SamplingConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,),
+                        pad_id=tokenizer.pad_id, loop_repeats=loop_repeats)
 
 
 def _filter_logits(logits, cfg: SamplingConfig):
@@ -53,6 +66,18 @@ def choose(logits, cfg: SamplingConfig, rng):
   return jax.random.categorical(rng, _filter_logits(logits, cfg), axis=-1).astype(jnp.int32)
 
 
+def loop_unit(tokens, step, cfg: SamplingConfig):
+  """Length `[B]` of the shortest unit repeated more than `loop_repeats` times at the end of
+  `tokens[:, :step + 1]` (0 where none): position t-k equals t-k-n for k < n * repeats."""
+  found = jnp.zeros(tokens.shape[:1], jnp.int32)
+  for n in range(cfg.loop_unit, 0, -1):  # the shortest unit wins
+    back = step - jnp.arange(n * cfg.loop_repeats)  # [n * R]
+    same = tokens[:, jnp.maximum(back, 0)] == tokens[:, jnp.maximum(back - n, 0)]
+    hit = jnp.all(same, axis=1) & (step + 1 >= n * (cfg.loop_repeats + 1))
+    found = jnp.where(hit, n, found)
+  return found
+
+
 def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embeds,
              prompt_paddings, cfg: SamplingConfig, rng=None, cache_dtype=jnp.float32):
   """Decodes continuations of a prompt batch.
@@ -67,7 +92,8 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
 
   Returns:
     dict: `tokens [B, N]`, `lengths [B]`, `logprobs [B, N]` (of the chosen tokens under the
-    unfiltered distribution at temperature 1; what GRPO needs), `done [B]`.
+    unfiltered distribution at temperature 1; what GRPO needs), `done [B]`, `looped [B]`
+    (rows the loop guard ended).
   """
   b, s, _ = prompt_embeds.shape
   n = cfg.max_new_tokens
@@ -90,7 +116,8 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
   state0 = dict(step=jnp.int32(0), logits=last, cache=cache, rng=rng,
                 tokens=jnp.full((b, n), cfg.pad_id, jnp.int32),
                 logprobs=jnp.zeros((b, n), jnp.float32),
-                lengths=jnp.zeros((b,), jnp.int32), done=jnp.zeros((b,), bool))
+                lengths=jnp.zeros((b,), jnp.int32), done=jnp.zeros((b,), bool),
+                looped=jnp.zeros((b,), bool))
 
   def cond(st):
     return (st["step"] < n) & ~jnp.all(st["done"])
@@ -101,14 +128,21 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
     emitted = ~st["done"] & ~ended_now  # a real text token (not the end, not after it)
     tokens = st["tokens"].at[:, st["step"]].set(jnp.where(ended_now, cfg.pad_id, tok))
     logprobs = st["logprobs"].at[:, st["step"]].set(lp)
+    lengths, looped = st["lengths"] + emitted.astype(jnp.int32), st["looped"]
+    if cfg.loop_repeats > 0:  # a looping row ends here with one copy of its unit
+      unit = jnp.where(emitted, loop_unit(tokens, st["step"], cfg), 0)
+      lengths = lengths - unit * cfg.loop_repeats
+      done, looped = done | (unit > 0), looped | (unit > 0)
     x = embed(jnp.where(done, cfg.pad_id, tok)[:, None])
     pos = (prompt_len + st["step"])[:, None]
     step_pad = done.astype(jnp.float32)[:, None]
     logits, cache = decoder(x, pos, step_pad, st["cache"], s + st["step"])
     return dict(step=st["step"] + 1, logits=logits[:, 0], cache=cache, rng=rng, tokens=tokens,
-                logprobs=logprobs, lengths=st["lengths"] + emitted.astype(jnp.int32),
-                done=done)
+                logprobs=logprobs, lengths=lengths, done=done, looped=looped)
 
   st = jax.lax.while_loop(cond, body, state0)
-  return {"tokens": st["tokens"], "lengths": st["lengths"], "logprobs": st["logprobs"],
-          "done": st["done"]}
+  # drop what the loop guard cut
+  cut = st["looped"][:, None] & (jnp.arange(n)[None] >= st["lengths"][:, None])
+  return {"tokens": jnp.where(cut, cfg.pad_id, st["tokens"]), "lengths": st["lengths"],
+          "logprobs": jnp.where(cut, 0.0, st["logprobs"]), "done": st["done"],
+          "looped": st["looped"]}

@@ -1,5 +1,7 @@
 """Shared decoder: greedy vs step-by-step argmax, sampling filters, end-token handling."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,3 +83,56 @@ def test_top_p_keeps_the_smallest_sufficient_set():
   cfg = decoding.SamplingConfig(temperature=1.0, top_p=0.81)
   kept = np.isfinite(np.asarray(decoding._filter_logits(logits, cfg)))[0]
   assert kept.tolist() == [True, True, True, False]
+
+
+def scripted(scripts, vocab=40):
+  """A decoder whose argmax follows `scripts[b]` step by step (the loop guard's input)."""
+  table = jax.nn.one_hot(jnp.asarray(scripts), vocab) * 10.0  # [B, T, V]
+
+  def decoder(embeds, positions, paddings, cache, index):
+    s = embeds.shape[1]
+    step = jnp.clip(index - 3 + s, 0, table.shape[1] - 1)  # prompt length 3
+    return jnp.broadcast_to(table[:, step][:, None], (len(scripts), s, vocab)), cache
+  return decoder
+
+
+def guard_reference(seq, eos, repeats, max_unit):
+  """NumPy/Python statement of the rule: emit tokens one by one; stop at the end token, or
+  when the output ends in more than `repeats` copies of a unit of <= max_unit tokens (the
+  shortest such unit), keeping one copy."""
+  out = []
+  for t in seq:
+    if t == eos:
+      return out, False
+    out.append(t)
+    for n in range(1, max_unit + 1):
+      tail = out[-n * (repeats + 1):]
+      if len(tail) == n * (repeats + 1) and all(tail[i] == tail[i % n] for i in range(len(tail))):
+        return out[: len(out) - n * repeats], True
+  return out, False
+
+
+def test_loop_guard_matches_the_rule_on_random_and_looping_rows():
+  rng = np.random.default_rng(0)
+  eos, n_new = 39, 24
+  scripts = [[5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 9] + [8] * 13,  # 1-token loop after real text
+             [3, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5] + [1] * 11,  # 2-token loop
+             [2, 2, 2, 2, 3, 2, 2, 2, 2, eos] + [0] * 14,  # four copies: allowed
+             [1, 2, 3] * 8,  # 3-token loop
+             [1, 2, 3, 4, 5, 6, 7, 8] * 3]  # 8-token unit, 3 copies: allowed
+  scripts += [rng.integers(1, 4, n_new).tolist() for _ in range(11)]  # random repeats
+  e = jnp.zeros((len(scripts), 3, 8))
+  cfg = decoding.SamplingConfig(max_new_tokens=n_new, eos_ids=(eos,), loop_repeats=4,
+                                loop_unit=8)
+  out = jax.device_get(decoding.generate(scripted(scripts), lambda t: jnp.zeros(t.shape + (8,)),
+                                         CFG, e, jnp.zeros(e.shape[:2]), cfg))
+  for i, seq in enumerate(scripts):
+    want, looped = guard_reference(seq, eos, 4, 8)
+    assert out["tokens"][i, : out["lengths"][i]].tolist() == want, (i, seq)
+    assert bool(out["looped"][i]) == looped, i
+    assert (out["tokens"][i, len(want):] == 0).all() and (out["logprobs"][i, len(want) + 1:] == 0).all()
+  assert out["looped"][:2].all() and out["looped"][3] and not out["looped"][[2, 4]].any()
+  off = jax.device_get(decoding.generate(scripted(scripts), lambda t: jnp.zeros(t.shape + (8,)),
+                                         CFG, e, jnp.zeros(e.shape[:2]),
+                                         dataclasses.replace(cfg, loop_repeats=0)))
+  assert off["lengths"][0] == n_new and not off["looped"].any()  # off: the loop runs on

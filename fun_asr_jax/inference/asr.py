@@ -206,9 +206,7 @@ class FunASR:
     longest = max(len(l.tokens) for l in layouts)
     batch = prompts.collate(layouts, self.tokenizer.pad_id, length=-(-longest // 32) * 32)
     batch.pop("target_mask")
-    sampling = decoding.SamplingConfig(max_new_tokens=max_new_tokens,
-                                       eos_ids=(self.tokenizer.eos_id,),
-                                       pad_id=self.tokenizer.pad_id)
+    sampling = decoding.greedy(self.tokenizer, max_new_tokens)
     gen = jax.device_get(decode_prompts(self.params, jnp.asarray(enc["audio"]),
                                         {k: jnp.asarray(v) for k, v in batch.items()},
                                         jax.random.key(0), self.cfg, sampling))

@@ -115,8 +115,7 @@ def transcribe_arrays(cfg: ModelConfig, params, tokenizer, waveforms, sample_rat
   batch = prompts.collate(layouts, tokenizer.pad_id)
   batch.update(waveform=wave, wave_lengths=lengths)
   batch.pop("target_mask")
-  sampling = sampling or decoding.SamplingConfig(
-      max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id)
+  sampling = sampling or decoding.greedy(tokenizer, max_new_tokens)
   out = _generate(params, {k: jnp.asarray(v) for k, v in batch.items()},
                   rng if rng is not None else jax.random.key(0), cfg, sampling)
   tokens, lens = np.asarray(out["tokens"]), np.asarray(out["lengths"])

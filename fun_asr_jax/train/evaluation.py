@@ -50,8 +50,7 @@ def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "
     return [postprocess(tokenizer.decode([t for t in toks[i, : lens[i]]
                                           if t < tokenizer.vocab_size]))
             for i in range(len(lens))]
-  sampling = decoding.SamplingConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,),
-                                     pad_id=tokenizer.pad_id)
+  sampling = decoding.greedy(tokenizer, max_new_tokens)
   out = jax.device_get(_generate(params, arrays, jax.random.key(0), cfg, sampling))
   return [postprocess(tokenizer.decode(out["tokens"][i, : out["lengths"][i]]))
           for i in range(len(out["lengths"]))]

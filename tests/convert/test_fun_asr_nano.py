@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fun_asr_jax import decoding
 from fun_asr_jax.convert import fun_asr_nano
 from fun_asr_jax.convert.tensors import CheckpointMismatchError
 from fun_asr_jax.inference.transcribe import transcribe_arrays
@@ -92,7 +93,8 @@ def test_funasr_greedy_transcripts_identical(funasr_model, monkeypatch):
                            frontend=funasr_model["frontend"], device="cpu", max_length=16)
     texts.append(res[0]["text"])
   ours = transcribe_arrays(funasr_model["cfg"], funasr_model["params"], funasr_model["tok"],
-                           waves, max_new_tokens=16)
+                           waves, sampling=decoding.greedy(funasr_model["tok"], 16,
+                                                           loop_repeats=0))  # as funasr's
   for i, g in enumerate(generated):
     ids = [t for t in g[0].tolist() if t != funasr_model["tok"].eos_id]
     assert ours[i]["tokens"] == ids

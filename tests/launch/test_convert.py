@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from fun_asr_jax import decoding
 from fun_asr_jax.convert import convert_folder
 from fun_asr_jax.inference.transcribe import transcribe_arrays
 from fun_asr_jax.train import checkpoint
@@ -40,7 +41,8 @@ def test_funasr_nano_cli_roundtrip(tmp_path, monkeypatch):
   with torch.no_grad():
     ref.inference([torch.tensor(wave)], key=["u"], tokenizer=hf_tok, frontend=frontend,
                   device="cpu", max_length=10)
-  ours = transcribe_arrays(cfg, params, tok, [wave], max_new_tokens=10)
+  ours = transcribe_arrays(cfg, params, tok, [wave],
+                           sampling=decoding.greedy(tok, 10, loop_repeats=0))  # as funasr's
   assert ours[0]["tokens"] == [t for t in generated[0][0].tolist() if t != tok.eos_id]
 
 
