@@ -1,15 +1,17 @@
-r"""Hotwords through a trained model: rare-name recall and false insertions, three ways.
+r"""Hotwords through a trained model: rare-name recall and false insertions, several ways.
 
   python bench/hotword_recall.py --checkpoint=DIR --workdir=/tmp/hotword_recall
   python bench/hotword_recall.py --train_minutes=55 --names=unseen    # trains the model too
 
 Held-out synthetic speech (a fresh test split, seed 7: voices and sentences the model
-never heard), decoded three ways with the same checkpoint:
+never heard), decoded several ways with the same checkpoint:
   none       no hotwords in the prompt
   retrieval  the corpus's rare names plus --distractors invented ones (a list of ~1,000);
              each utterance's prompt gets what CTC-retrieval finds (inference/hotwords.py)
   whole      the corpus's rare names, all of them in every prompt (the release's way; the
              big list would not fit a prompt)
+  ...+bias B the same prompts, and the LLM's decoding adds B nats to the next token of each
+             hotword in the prompt (RetrievalConfig.bias, default 5), for each B in --biases
 With --names=unseen the rare names are invented here (none of them in any training
 corpus): --num_unseen utterances each mention one of 20 new names (12 Latin, 8 Chinese),
 and the lists are built from those; the model cannot know them, so only the prompt can
@@ -22,6 +24,7 @@ mention one), false insertions (utterances that mention none whose hypothesis co
 list name), hotwords per prompt, and the mixed error rate.
 """
 
+import dataclasses
 import json
 import os
 import random
@@ -54,6 +57,13 @@ _TRAIN_MINUTES = flags.DEFINE_float("train_minutes", 0.0, "Without --checkpoint:
 _TRAIN_UTTERANCES = flags.DEFINE_integer("train_utterances", 8000, "Its corpus size.")
 _NUM_UNSEEN = flags.DEFINE_integer("num_unseen", 60, "--names=unseen: utterances that "
                                    "mention a new name.")
+_NAMES_SEED = flags.DEFINE_integer("names_seed", 5, "--names=unseen: seed of the 20 new "
+                                   "names (5: the recorded test; another seed gives a "
+                                   "development set to choose settings on).")
+_BIASES = flags.DEFINE_list("biases", ["5"], "Hotword decoding bonuses (nats) to try besides "
+                            "none (RetrievalConfig.bias; 5 is the default).")
+_THRESHOLD = flags.DEFINE_float("threshold", None, "Retrieval threshold (phoneme edits per "
+                                "hotword phoneme; default RetrievalConfig's).")
 
 
 def unseen_names(rng: random.Random) -> list[str]:
@@ -71,6 +81,10 @@ def unseen_names(rng: random.Random) -> list[str]:
   return out
 
 
+def dev_set() -> bool:
+  return _NAMES_SEED.value != 5
+
+
 def unseen_rows(folder: str, names: list[str], num: int) -> list[dict]:
   """`num` test-voice utterances, each mentioning one of `names` (cycled), as wav files."""
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -83,7 +97,7 @@ def unseen_rows(folder: str, names: list[str], num: int) -> list[dict]:
   os.makedirs(os.path.join(folder, "unseen"), exist_ok=True)
   tts, rows = espeak.synthesizer(), []
   for i in range(num):
-    rng = np.random.RandomState(1000 + i)
+    rng = np.random.RandomState(1000 + i + 100_000 * dev_set())  # other sentences, voices
     name = names[i % len(names)]
     lang = "zh" if has_cjk(name) else "en"
     text = (synth.mandarin_sentence if lang == "zh" else synth.english_sentence)(rng, name)
@@ -146,13 +160,13 @@ def main(argv):
   os.makedirs(_WORKDIR.value, exist_ok=True)
   corpus = os.path.join(_WORKDIR.value, "heldout")
   if not os.path.exists(os.path.join(corpus, "test.jsonl")):
-    synth.write_corpus(corpus, _NUM.value * 10, seed=7, test_fraction=0.1)
+    synth.write_corpus(corpus, _NUM.value * 10, seed=70 if dev_set() else 7, test_fraction=0.1)
   rows = [r for r in manifest.read_jsonl(os.path.join(corpus, "test.jsonl"))[0]
           if r["text"]][: _NUM.value]
   names = list(synth.EN_RARE) + list(synth.ZH_RARE)
   rng = random.Random(0)
   if _NAMES.value == "unseen":  # the corpus's names leave; new ones come in
-    names = unseen_names(random.Random(5))
+    names = unseen_names(random.Random(_NAMES_SEED.value))
     rows = [r for r in rows if not r.get("hotwords")] + unseen_rows(
         _WORKDIR.value, names, _NUM_UNSEEN.value)
   distractors = set()
@@ -163,10 +177,16 @@ def main(argv):
   checkpoint = _CKPT.value or train_model(_WORKDIR.value, _TRAIN_MINUTES.value,
                                           _TRAIN_POOL.value)
   asr = FunASR.load(checkpoint)
+  if _THRESHOLD.value is not None:
+    asr.retrieval = dataclasses.replace(asr.retrieval, threshold=_THRESHOLD.value)
   audio = [r["audio"] for r in rows]
-  ways = {"none": asr.transcribe(audio, max_new_tokens=64),
-          "retrieval": asr.transcribe(audio, hotwords=big, max_new_tokens=64),
-          "whole": asr.transcribe(audio, hotwords=names, retrieve=False, max_new_tokens=64)}
+  ways = {"none": asr.transcribe(audio, max_new_tokens=64)}
+  for bias in [0.0] + [float(b) for b in _BIASES.value]:
+    asr.retrieval = dataclasses.replace(asr.retrieval, bias=bias)
+    tag = f"+bias {bias:g}" if bias else ""
+    ways["retrieval" + tag] = asr.transcribe(audio, hotwords=big, max_new_tokens=64)
+    ways["whole" + tag] = asr.transcribe(audio, hotwords=names, retrieve=False,
+                                         max_new_tokens=64)
   report = {way: score(rows, res, names) for way, res in ways.items()}
   report["list_size"] = len(big)
   report["examples"] = [{"ref": r["text"], **{w: ways[w][i].text for w in ways},
@@ -177,10 +197,10 @@ def main(argv):
   out = os.path.join(_WORKDIR.value, f"hotword_recall_{_NAMES.value}.json")
   with open(out, "w", encoding="utf-8") as f:
     json.dump(report, f, ensure_ascii=False, indent=1)
-  print(f"{'way':<11}{'recall':>8}{'false ins.':>12}{'hotwords/prompt':>17}{'MER':>8}")
+  print(f"{'way':<21}{'recall':>8}{'false ins.':>12}{'hotwords/prompt':>17}{'MER':>8}")
   for way in ways:
     r = report[way]
-    print(f"{way:<11}{r['recall']:>8.3f}{r['false_insertion']:>12.3f}"
+    print(f"{way:<21}{r['recall']:>8.3f}{r['false_insertion']:>12.3f}"
           f"{r['hotwords_per_prompt']:>17.2f}{r['mer']:>8.3f}")
   print(f"{report['none']['num_mention']} utterances with a rare name, "
         f"{report['none']['num_plain']} without; retrieval list {len(big)} entries")

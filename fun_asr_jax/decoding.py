@@ -33,13 +33,18 @@ class SamplingConfig:
   # row ends the row, keeping one copy. 0 = off (GRPO samples must stay the policy's own).
   loop_repeats: int = 0
   loop_unit: int = 8
+  # Hotword biasing: added to the logit of the next token of each listed hotword (its first
+  # token, or the one that continues a hotword the output is in the middle of). 0 = off.
+  hotword_bonus: float = 0.0
 
 
-def greedy(tokenizer, max_new_tokens: int, loop_repeats: int = 4) -> SamplingConfig:
+def greedy(tokenizer, max_new_tokens: int, loop_repeats: int = 4,
+           hotword_bonus: float = 0.0) -> SamplingConfig:
   """The transcription default: greedy, the loop guard on (a unit 5 times in a row is a
   loop; a real utterance rarely says the same word or phrase five times running)."""
   return SamplingConfig(max_new_tokens=max_new_tokens, eos_ids=(tokenizer.eos_id,),
-                        pad_id=tokenizer.pad_id, loop_repeats=loop_repeats)
+                        pad_id=tokenizer.pad_id, loop_repeats=loop_repeats,
+                        hotword_bonus=hotword_bonus)
 
 
 def _filter_logits(logits, cfg: SamplingConfig):
@@ -78,8 +83,33 @@ def loop_unit(tokens, step, cfg: SamplingConfig):
   return found
 
 
+def bias_logits(logits, bias_tokens, match, bonus: float):
+  """Contextual biasing: `bonus` on the next token of each hotword.
+
+  logits `[B, V]`; bias_tokens `[B, H, L]` (hotword token ids, -1 padding; an all -1 row is
+  no hotword); match `[B, H]`: how many of its tokens the output currently ends with.
+  """
+  nxt = jnp.take_along_axis(bias_tokens, match[..., None], axis=2)[..., 0]  # [B, H]
+  rows = jnp.arange(logits.shape[0])[:, None]
+  boost = jnp.zeros_like(logits).at[rows, jnp.maximum(nxt, 0)].max(
+      jnp.where(nxt >= 0, bonus, 0.0))
+  return logits + boost
+
+
+def advance_match(bias_tokens, match, tok):
+  """Hotword prefix lengths `[B, H]` after emitting `tok [B]`: one more where `tok` continues
+  a hotword, else 1 where it starts one, else 0; a completed hotword starts over."""
+  nxt = jnp.take_along_axis(bias_tokens, match[..., None], axis=2)[..., 0]
+  first = bias_tokens[..., 0]
+  match = jnp.where((nxt >= 0) & (nxt == tok[:, None]), match + 1,
+                    jnp.where((first >= 0) & (first == tok[:, None]), 1, 0))
+  length = jnp.sum(bias_tokens >= 0, axis=2)
+  return jnp.where(match >= length, 0, match)
+
+
 def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embeds,
-             prompt_paddings, cfg: SamplingConfig, rng=None, cache_dtype=jnp.float32):
+             prompt_paddings, cfg: SamplingConfig, rng=None, cache_dtype=jnp.float32,
+             bias_tokens=None):
   """Decodes continuations of a prompt batch.
 
   Args:
@@ -89,6 +119,8 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
     llm_cfg: the decoder's geometry (for the cache).
     prompt_embeds: `[B, S, D]`; prompt_paddings `[B, S]` (right padding).
     cfg: sampling options; rng: PRNG key (needed when temperature > 0).
+    bias_tokens: `[B, H, L]` hotword token ids per row (-1 padding) for
+      `cfg.hotword_bonus`; the logprobs stay those of the unbiased distribution.
 
   Returns:
     dict: `tokens [B, N]`, `lengths [B]`, `logprobs [B, N]` (of the chosen tokens under the
@@ -106,8 +138,15 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
   logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0)
   last = jnp.take_along_axis(logits, jnp.maximum(prompt_len - 1, 0)[:, None, None], axis=1)[:, 0]
 
-  def emit(carry_logits, step, key, done):
-    tok = choose(carry_logits, cfg, key)
+  biased = bias_tokens is not None and cfg.hotword_bonus != 0
+  if biased:  # a spare -1 column: the lookup after a hotword that fills all L slots
+    bias_tokens = jnp.pad(jnp.asarray(bias_tokens, jnp.int32), ((0, 0), (0, 0), (0, 1)),
+                          constant_values=-1)
+
+  def emit(carry_logits, step, key, done, match):
+    scores = (bias_logits(carry_logits, bias_tokens, match, cfg.hotword_bonus) if biased
+              else carry_logits)
+    tok = choose(scores, cfg, key)
     lp = jnp.take_along_axis(jax.nn.log_softmax(carry_logits, -1), tok[:, None], 1)[:, 0]
     is_end = jnp.any(tok[:, None] == eos[None], axis=-1)
     tok = jnp.where(done, cfg.pad_id, tok)
@@ -117,14 +156,16 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
                 tokens=jnp.full((b, n), cfg.pad_id, jnp.int32),
                 logprobs=jnp.zeros((b, n), jnp.float32),
                 lengths=jnp.zeros((b,), jnp.int32), done=jnp.zeros((b,), bool),
-                looped=jnp.zeros((b,), bool))
+                looped=jnp.zeros((b,), bool),
+                match=jnp.zeros((b, bias_tokens.shape[1] if biased else 0), jnp.int32))
 
   def cond(st):
     return (st["step"] < n) & ~jnp.all(st["done"])
 
   def body(st):
     rng, key = jax.random.split(st["rng"])
-    tok, lp, done, ended_now = emit(st["logits"], st["step"], key, st["done"])
+    tok, lp, done, ended_now = emit(st["logits"], st["step"], key, st["done"], st["match"])
+    match = advance_match(bias_tokens, st["match"], tok) if biased else st["match"]
     emitted = ~st["done"] & ~ended_now  # a real text token (not the end, not after it)
     tokens = st["tokens"].at[:, st["step"]].set(jnp.where(ended_now, cfg.pad_id, tok))
     logprobs = st["logprobs"].at[:, st["step"]].set(lp)
@@ -138,7 +179,7 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
     step_pad = done.astype(jnp.float32)[:, None]
     logits, cache = decoder(x, pos, step_pad, st["cache"], s + st["step"])
     return dict(step=st["step"] + 1, logits=logits[:, 0], cache=cache, rng=rng, tokens=tokens,
-                logprobs=logprobs, lengths=lengths, done=done, looped=looped)
+                logprobs=logprobs, lengths=lengths, done=done, looped=looped, match=match)
 
   st = jax.lax.while_loop(cond, body, state0)
   # drop what the loop guard cut

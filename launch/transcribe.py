@@ -32,6 +32,8 @@ _THRESHOLD = flags.DEFINE_float("hotword_threshold", RetrievalConfig.threshold,
                                 "Most phoneme edits per hotword phoneme for retrieval.")
 _TOP_K = flags.DEFINE_integer("hotword_top_k", RetrievalConfig.top_k,
                               "Most hotwords put into one prompt.")
+_BIAS = flags.DEFINE_float("hotword_bias", RetrievalConfig.bias,
+                           "Decoding bonus (nats) per token of a hotword in the prompt; 0 off.")
 
 _AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 
@@ -68,7 +70,8 @@ def main(argv):
   if not files:
     raise app.UsageError("give one or more audio files, folders or manifests")
   asr = FunASR.load(_CKPT.value, retrieval=RetrievalConfig(threshold=_THRESHOLD.value,
-                                                           top_k=_TOP_K.value))
+                                                           top_k=_TOP_K.value,
+                                                           bias=_BIAS.value))
   hotwords = read_hotwords(_HOTWORDS.value) if _HOTWORDS.value else None
   results = asr.transcribe(files, hotwords=hotwords, language=_LANGUAGE.value,
                            batch_size=_BATCH.value, max_new_tokens=_MAX_NEW.value)

@@ -136,3 +136,68 @@ def test_loop_guard_matches_the_rule_on_random_and_looping_rows():
                                          CFG, e, jnp.zeros(e.shape[:2]),
                                          dataclasses.replace(cfg, loop_repeats=0)))
   assert off["lengths"][0] == n_new and not off["looped"].any()  # off: the loop runs on
+
+
+def biased_greedy_reference(step_logits, hotwords, bonus, eos):
+  """Greedy over per-step logits `[T, V]` with the biasing rule stated plainly: before each
+  choice, `bonus` goes to the next token of every hotword (its first token when the output
+  does not end in a proper prefix of it); a completed or broken match starts over."""
+  out, match = [], [0] * len(hotwords)
+  for logits in step_logits:
+    scores = logits.copy()
+    for h, m in zip(hotwords, match):
+      if h:
+        scores[h[m]] = logits[h[m]] + bonus
+    tok = int(np.argmax(scores))
+    if tok == eos:
+      break
+    out.append(tok)
+    for i, h in enumerate(hotwords):
+      if h and tok == h[match[i]]:
+        match[i] += 1
+      else:
+        match[i] = 1 if h and tok == h[0] else 0
+      if h and match[i] == len(h):
+        match[i] = 0
+  return out
+
+
+def test_hotword_bias_matches_the_rule_and_leaves_logprobs_unbiased():
+  rng = np.random.default_rng(1)
+  b, t, v, eos = 6, 20, 12, 11
+  table = rng.uniform(0, 1, (b, t + 1, v)).astype(np.float32)
+  table[:, :, eos] -= 0.3  # ends happen, not at once
+  hot = [[[3, 4, 5], [7], []], [[2, 2, 9], [5, 6, 5, 6], [1, 3]], [[], [], []],
+         [[4, 8, 1, 0], [0, 4], [9]], [[6, 6, 6], [10, 2], []], [[1], [2], [3]]]
+  bias = np.full((b, 3, 4), -1, np.int32)
+  for i, row in enumerate(hot):
+    for h, toks in enumerate(row):
+      bias[i, h, : len(toks)] = toks
+
+  def decoder(embeds, positions, paddings, cache, index):
+    step = jnp.clip(index - 3 + embeds.shape[1], 0, t)
+    return jnp.broadcast_to(jnp.asarray(table)[:, step][:, None], (b, embeds.shape[1], v)), cache
+
+  embed = lambda tok: jnp.zeros(tok.shape + (8,))
+  e = jnp.zeros((b, 3, 8))
+  for bonus in (0.0, 0.35, 2.0):
+    cfg = decoding.SamplingConfig(max_new_tokens=t, eos_ids=(eos,), hotword_bonus=bonus)
+    out = jax.device_get(decoding.generate(decoder, embed, CFG, e, jnp.zeros((b, 3)), cfg,
+                                           bias_tokens=bias))
+    for i in range(b):
+      want = biased_greedy_reference(table[i, :t], hot[i], bonus, eos)
+      assert out["tokens"][i, : out["lengths"][i]].tolist() == want, (bonus, i)
+      logp = table[i] - np.logaddexp.reduce(table[i], -1, keepdims=True)
+      np.testing.assert_allclose(out["logprobs"][i, : len(want)],
+                                 logp[np.arange(len(want)), want], rtol=1e-5, atol=1e-6)
+  strong = jax.device_get(decoding.generate(
+      decoder, embed, CFG, e, jnp.zeros((b, 3)),
+      decoding.SamplingConfig(max_new_tokens=t, eos_ids=(eos,), hotword_bonus=2.0),
+      bias_tokens=bias))
+  plain = jax.device_get(decoding.generate(
+      decoder, embed, CFG, e, jnp.zeros((b, 3)),
+      decoding.SamplingConfig(max_new_tokens=t, eos_ids=(eos,)), bias_tokens=bias))
+  # a bonus above the logits' spread: row 5 writes only its one-token hotwords, to the end;
+  # the row without hotwords is untouched
+  assert set(strong["tokens"][5].tolist()) <= {1, 2, 3} and strong["lengths"][5] == t
+  assert strong["tokens"][2].tolist() == plain["tokens"][2].tolist()

@@ -206,10 +206,13 @@ class FunASR:
     longest = max(len(l.tokens) for l in layouts)
     batch = prompts.collate(layouts, self.tokenizer.pad_id, length=-(-longest // 32) * 32)
     batch.pop("target_mask")
-    sampling = decoding.greedy(self.tokenizer, max_new_tokens)
+    bias = (hotwords_lib.bias_table(self.tokenizer, [r.hotwords for r in out])
+            if self.retrieval.bias else None)
+    sampling = decoding.greedy(self.tokenizer, max_new_tokens,
+                               hotword_bonus=self.retrieval.bias if bias is not None else 0.0)
     gen = jax.device_get(decode_prompts(self.params, jnp.asarray(enc["audio"]),
                                         {k: jnp.asarray(v) for k, v in batch.items()},
-                                        jax.random.key(0), self.cfg, sampling))
+                                        jax.random.key(0), self.cfg, sampling, bias))
     for j, r in enumerate(out):
       r.text = postprocess(self.tokenizer.decode(gen["tokens"][j, : gen["lengths"][j]]))
       r.language = language if language not in (None, "", "auto") else script_of(r.text)

@@ -29,6 +29,10 @@ class RetrievalConfig:
   max_chars: int = 64  # longer list entries are cut (a prompt is not a document)
   min_phonemes: int = 2  # shorter entries would match almost anything
   vowel_cost: float = 1.0  # < 1: a vowel heard as another costs less (bench/hotwords.py)
+  # LLM decoding bonus (nats) on the next token of each hotword in the prompt (`bias_table`,
+  # decoding.bias_logits): the prompt says which names to expect, the bonus helps write
+  # them; 0 = the prompt alone.
+  bias: float = 5.0
 
 
 def clean_hotwords(entries, max_chars: int = 64) -> list[str]:
@@ -135,3 +139,38 @@ class HotwordIndex:
     keep = np.flatnonzero(score <= self.cfg.threshold)
     order = sorted(keep, key=lambda j: (score[j], -self.lengths[cand[j]]))
     return [(self.words[cand[j]], float(score[j])) for j in order[: self.cfg.top_k]]
+
+
+def token_variants(tokenizer, word: str) -> list[list[int]]:
+  """The token sequences `word` takes inside a transcript: as encoded alone, after a space
+  (Latin words) and glued to a preceding character (CJK), whichever differ. A context
+  whose tokens merge with the word's is skipped, and so is a leading token that is only a
+  word boundary (a bonus on it would push spaces everywhere)."""
+  out = [tokenizer.encode(word)]
+  for context in ("a ", "我"):
+    head = tokenizer.encode(context.strip())
+    ids = tokenizer.encode(context + word)
+    if ids[: len(head)] == head:
+      out.append(ids[len(head):])
+  unique = []
+  for ids in out:
+    while ids and not tokenizer.decode(ids[:1]).strip():
+      ids = ids[1:]
+    if ids and ids not in unique:
+      unique.append(ids)
+  return unique
+
+
+def bias_table(tokenizer, rows: list[list[str]], max_tokens: int = 16):
+  """Per-row hotword token sequences for biased decoding -> `[B, H, L]` int32 (-1 padding;
+  H a multiple of 8, so few shapes compile), or None when no row has a hotword. Entries
+  longer than `max_tokens` tokens are cut."""
+  seqs = [[v[:max_tokens] for w in row for v in token_variants(tokenizer, w)] for row in rows]
+  h = max((len(s) for s in seqs), default=0)
+  if h == 0:
+    return None
+  table = np.full((len(rows), -(-h // 8) * 8, max_tokens), -1, np.int32)
+  for i, row in enumerate(seqs):
+    for j, ids in enumerate(row):
+      table[i, j, : len(ids)] = ids
+  return table

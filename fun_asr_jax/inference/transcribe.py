@@ -72,15 +72,17 @@ def align_tokens(log_probs, paddings, labels, label_lengths, blank_id: int):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
 def decode_prompts(params, audio, batch, rng, cfg: ModelConfig,
-                   sampling: decoding.SamplingConfig):
-  """Prompt token ids with audio slots `[B, S]` + audio embeddings -> generated tokens."""
+                   sampling: decoding.SamplingConfig, bias_tokens=None):
+  """Prompt token ids with audio slots `[B, S]` + audio embeddings -> generated tokens
+  (`bias_tokens [B, H, L]`: hotwords for `sampling.hotword_bonus`)."""
   model = FunASR(cfg)
   v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
                        method=FunASR.prompt_embeddings)
   decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
   embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
-  return decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng)
+  return decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng,
+                           bias_tokens=bias_tokens)
 
 
 def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingConfig):

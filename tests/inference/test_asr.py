@@ -57,3 +57,20 @@ def test_hotwords_in_the_prompt_are_the_retrieved_ones(asr, clips):
   index = hw.HotwordIndex(names)
   for r in out:
     assert r.hotwords == [w for w, _ in index.retrieve(r.ctc_text)]
+
+
+def test_hotword_bias_writes_the_listed_name_and_leaves_other_rows_alone(asr, clips):
+  """A bonus far above the logits' spread makes the decoder spell the one listed hotword
+  (it starts with its first token, and only its next token is boosted after that); with no
+  hotwords the bonus changes nothing."""
+  biased = type(asr)(asr.cfg, asr.params, asr.tokenizer,
+                     retrieval=hw.RetrievalConfig(bias=1e4))
+  n = len(asr.tokenizer.encode("Calloway"))
+  out = biased.transcribe(clips, hotwords=["Calloway"], retrieve=False, max_new_tokens=n)
+  assert [r.text for r in out] == ["Calloway"] * len(clips)
+  unbiased = type(asr)(asr.cfg, asr.params, asr.tokenizer,
+                       retrieval=hw.RetrievalConfig(bias=0.0))
+  plain = unbiased.transcribe(clips, hotwords=["Calloway"], retrieve=False, max_new_tokens=n)
+  assert [r.text for r in plain] != ["Calloway"] * len(clips)
+  assert [r.text for r in biased.transcribe(clips, max_new_tokens=8)] == \
+      [r.text for r in unbiased.transcribe(clips, max_new_tokens=8)]

@@ -112,3 +112,28 @@ def test_prefilter_never_drops_a_match_the_full_scan_finds():
       want = {index.words[i] for i in np.flatnonzero(full <= threshold)}
       assert {w for w, _ in index.retrieve(hyp)} == want
 
+
+
+def contains_run(seq, sub):
+  return any(seq[i: i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
+@pytest.mark.parametrize("sentence,word", [
+    ("we met Calloway today", "Calloway"), ("Calloway said so", "Calloway"),
+    ("我和龚霁川去了", "龚霁川"), ("龚霁川来了", "龚霁川"), ("call 龚霁川 now", "龚霁川")])
+def test_token_variants_cover_the_name_inside_a_transcript(sentence, word):
+  from fun_asr_jax.text.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  tok = Tokenizer.byte_level()
+  variants = hw.token_variants(tok, word)
+  assert any(contains_run(tok.encode(sentence), v) for v in variants)
+  assert all(tok.decode(v).strip() == word for v in variants)  # no bare space to boost
+
+
+def test_bias_table_pads_rows_and_lists():
+  from fun_asr_jax.text.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  tok = Tokenizer.byte_level()
+  table = hw.bias_table(tok, [["Calloway"], [], ["龚霁川", "Calloway"]], max_tokens=6)
+  assert table.shape[0] == 3 and table.shape[1] % 8 == 0 and table.shape[2] == 6
+  assert (table[1] == -1).all()
+  assert table[0, 0].tolist() == tok.encode("Calloway")[:6]
+  assert hw.bias_table(tok, [[], []]) is None
