@@ -45,6 +45,7 @@ def base_config(size: str) -> ml_collections.ConfigDict:
   c.data.batch_size = 8  # global
   c.data.eval_batch_size = 8
   c.data.num_threads = 2
+  c.data.global_cmvn = 0  # > 0: normalise with global CMVN from this many training clips
   c.data.bucket_seconds = (2.0, 4.0, 8.0, 16.0, 30.0)
   c.data.bucket_tokens = (96, 128, 192, 320, 512)
   c.data.group_window = 16  # batches sorted by length together (1 = arrival order)
@@ -116,6 +117,10 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ("hotword_prompt_prob", "distractor_prompt_prob", "language_prompt_prob"):
     need(0.0 <= c.data[name] <= 1.0, f"data.{name}", "must be in [0, 1]")
   need(c.data.num_distractors >= 0, "data.num_distractors", "must be >= 0")
+  need(c.data.global_cmvn >= 0, "data.global_cmvn", "must be >= 0 (0 = off)")
+  need(not (c.data.global_cmvn and c.model.frontend.get("utterance_norm", False)),
+       "model.frontend.utterance_norm", "must be False with data.global_cmvn (one "
+       "normalisation: global statistics are what a streaming model can use)")
   need(0.0 <= c.data.vtln_warp < 0.5, "data.vtln_warp", "must be in [0, 0.5)")
   need(c.data.specaug.max_time_ratio <= 0.5 and min(c.data.specaug.to_dict().values()) >= 0,
        "data.specaug", "mask counts and sizes must be >= 0, max_time_ratio <= 0.5")

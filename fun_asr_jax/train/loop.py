@@ -23,6 +23,7 @@ from configs import base as base_config
 from configs import models as model_presets
 from fun_asr_jax.audio.specaugment import SpecAugmentConfig
 from fun_asr_jax.data import augment as aug
+from fun_asr_jax.data import cmvn
 from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad
@@ -212,7 +213,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   mesh = mesh_lib.make_mesh(cfg.mesh.to_dict())
   tokenizer = make_tokenizer(cfg, workdir)
-  mc = model_config_for(cfg, tokenizer)
+  cache_dir = cfg.data.cache_dir or os.path.join(os.path.dirname(os.path.abspath(workdir)),
+                                                 "data_cache")
+  mc = cmvn.for_run(cfg, model_config_for(cfg, tokenizer), workdir, cache_dir)
   lc = loss_config(cfg)
   if is_main:
     with open(os.path.join(workdir, "model_config.json"), "w") as f:
@@ -227,8 +230,6 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   if cfg.data.batch_size % max(n_data, 1) or cfg.data.batch_size % jax.process_count():
     raise ValueError(f"config.data.batch_size={cfg.data.batch_size} must divide over "
                      f"{n_data} data shards and {jax.process_count()} processes")
-  cache_dir = cfg.data.cache_dir or os.path.join(os.path.dirname(os.path.abspath(workdir)),
-                                                 "data_cache")
   train_pipe = Pipeline(cfg.data.train, mc, tokenizer,
                         pipeline_config(cfg, True, cfg.data.batch_size // jax.process_count()),
                         cache_dir, cfg.data.noise, jax.process_index(), jax.process_count())
