@@ -5,7 +5,8 @@ the embeddings), then a `lax.while_loop` that emits one token per row per step u
 row has produced an end token or `max_new_tokens` is reached. Greedy when temperature is 0,
 otherwise temperature / top-k / top-p sampling from the given rng. An optional loop guard
 stops a row whose last tokens are one short unit repeated many times (the looping failure
-LLM recognisers are known for) and keeps a single copy of the unit.
+LLM recognisers are known for) and keeps a single copy of the unit; optional hotword
+biasing adds a bonus to the next token of each listed hotword before the choice.
 
     prompt_embeds [B, S, D], prompt_paddings [B, S]
       -> tokens [B, max_new_tokens] (pad_id after the end), lengths [B] (end token excluded)
