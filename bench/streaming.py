@@ -41,6 +41,7 @@ _CHUNK = flags.DEFINE_float("chunk_seconds", 0.64, "Chunk length.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 64, "Decoding limit.")
 _COST_SECONDS = flags.DEFINE_float("cost_seconds", 30.0, "Long-stream cost comparison: stream "
                                    "length (0 = skip).")
+_OUTPUT = flags.DEFINE_string("output", "", "Also write the report (JSON) here.")
 
 
 def streamable_copy(asr: FunASR) -> FunASR:
@@ -118,6 +119,10 @@ def main(argv):
   if _COST_SECONDS.value > 0:
     report["long_stream_cost"] = long_stream_cost(asr, waves, _COST_SECONDS.value)
   print(json.dumps(report, indent=1))
+  if _OUTPUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+    with open(_OUTPUT.value, "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from fun_asr_jax.models.adaptor import AdaptorConfig
 from fun_asr_jax.models.ctc import CTCConfig
 from fun_asr_jax.models.encoder import EncoderConfig
 from fun_asr_jax.models.fun_asr import FrontendConfig, ModelConfig, param_shapes
-from fun_asr_jax.models.llm import LLMConfig
 
 
 def _stack(tensors, pattern, indices, transpose=False):

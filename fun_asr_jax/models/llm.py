@@ -11,14 +11,13 @@ stay invalid, and each row carries its own RoPE positions.
 """
 
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from fun_asr_jax.layers import attention
-from fun_asr_jax.layers.linear import Linear, RMSNorm, param_with_axes
+from fun_asr_jax.layers.linear import Linear, RMSNorm
 from fun_asr_jax.layers.remat import maybe_remat, scan_layers
 
 

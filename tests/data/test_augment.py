@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fun_asr_jax.data import augment as aug
-from tests.conftest import SHARED
 
 
 def test_noise_mixed_at_requested_snr_within_1db():

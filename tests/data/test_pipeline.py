@@ -1,6 +1,5 @@
 """grain pipeline: determinism, exact resume, host sharding, buckets, corrupt records."""
 
-import dataclasses
 import os
 import shutil
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import models
-from fun_asr_jax.data import build, schema
+from fun_asr_jax.data import build
 from fun_asr_jax.data.augment import AugmentConfig
 from fun_asr_jax.data.bucketing import Buckets
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad

@@ -1,7 +1,5 @@
 """The Python API on a tiny checkpoint trained inside the test: batching, inputs, errors."""
 
-import os
-
 import numpy as np
 import pytest
 import soundfile as sf

@@ -4,7 +4,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.inference import vad

@@ -1,7 +1,5 @@
 """The composite model: audio slots, splicing, batch/padding invariance end to end."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -106,7 +106,7 @@ def test_sigterm_saves_and_resumes(corpus, tmp_path):
   proc = subprocess.run(args + [f"--config.train.num_steps={target}"], cwd=ROOT,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert f"resumed from" in proc.stderr and f"finished at step {target}" in proc.stderr
+  assert "resumed from" in proc.stderr and f"finished at step {target}" in proc.stderr
 
 
 def test_parameter_ema_resumes_exactly_and_is_what_gets_exported(corpus, tmp_path):
