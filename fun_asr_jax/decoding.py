@@ -84,13 +84,17 @@ def loop_unit(tokens, step, cfg: SamplingConfig):
   return found
 
 
+def _next_tokens(bias_tokens, match):  # [B, H, L], [B, H] -> [B, H] (-1: none)
+  return jnp.take_along_axis(bias_tokens, match[..., None], axis=2)[..., 0]
+
+
 def bias_logits(logits, bias_tokens, match, bonus: float):
   """Contextual biasing: `bonus` on the next token of each hotword.
 
   logits `[B, V]`; bias_tokens `[B, H, L]` (hotword token ids, -1 padding; an all -1 row is
   no hotword); match `[B, H]`: how many of its tokens the output currently ends with.
   """
-  nxt = jnp.take_along_axis(bias_tokens, match[..., None], axis=2)[..., 0]  # [B, H]
+  nxt = _next_tokens(bias_tokens, match)
   rows = jnp.arange(logits.shape[0])[:, None]
   boost = jnp.zeros_like(logits).at[rows, jnp.maximum(nxt, 0)].max(
       jnp.where(nxt >= 0, bonus, 0.0))
@@ -100,7 +104,7 @@ def bias_logits(logits, bias_tokens, match, bonus: float):
 def advance_match(bias_tokens, match, tok):
   """Hotword prefix lengths `[B, H]` after emitting `tok [B]`: one more where `tok` continues
   a hotword, else 1 where it starts one, else 0; a completed hotword starts over."""
-  nxt = jnp.take_along_axis(bias_tokens, match[..., None], axis=2)[..., 0]
+  nxt = _next_tokens(bias_tokens, match)
   first = bias_tokens[..., 0]
   match = jnp.where((nxt >= 0) & (nxt == tok[:, None]), match + 1,
                     jnp.where((first >= 0) & (first == tok[:, None]), 1, 0))
