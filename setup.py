@@ -37,6 +37,7 @@ setup(
         # Parity references. torch is pinned: an unpinned torch pulls several GB of CUDA.
         "test": [
             "pytest",
+            "pytest-xdist",  # pytest.ini runs the suite on two workers
             "torch==2.13.0",
             "transformers>=5.0",
             "kaldi-native-fbank",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -10,6 +11,14 @@ SHARED = os.environ.get("FUN_ASR_SHARED", os.path.join(os.path.dirname(ROOT), "s
 # The suite runs on CPU. With libtpu installed (the AOT tests compile for TPU topologies)
 # JAX would otherwise probe for a local TPU in every process; subprocesses inherit this.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Compilation dominates this suite, and many tests compile the same programs: every
+# `loop.train` (resume, SIGTERM, stages, EMA ...) jits a fresh step for the same tiny model.
+# One XLA cache per session, empty at its start, loads a program compiled once by an
+# earlier test or process instead of compiling it again (subprocesses inherit it).
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="fun_asr_jax_xla_cache_")
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 
 def read_manifest(path):
@@ -39,3 +48,13 @@ def corpus(tmp_path_factory):
   shards = os.path.join(folder, "shards")
   build.build_from_manifest(paths["train"], shards, num_shards=4, num_workers=1)
   return {"folder": folder, "train": paths["train"], "test": paths["test"], "shards": shards}
+
+
+# The longest tests (minutes, in subprocesses) go first, so that with `-n 2` (pytest.ini)
+# the short ones fill in around them instead of one long test finishing the run alone.
+_LONGEST_FIRST = ("tests/parallel/test_multi_device.py", "tests/rl/test_grpo_stage.py",
+                  "tests/train/test_loop.py::test_sigterm")
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not item.nodeid.startswith(_LONGEST_FIRST))

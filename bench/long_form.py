@@ -1,0 +1,138 @@
+r"""Long-form transcription: peak memory and time against recording length, and what cutting
+and stitching costs in accuracy.
+
+  python bench/long_form.py --checkpoint=DIR --manifest=FILE.jsonl --minutes=1,5,10 \
+      [--segment_seconds=30] [--output=REPORT.json]
+
+One recording per length is built from the manifest's utterances in order, each followed by
+a pause of 0.3-1.5 s of quiet noise, and transcribed by `FunASR.transcribe` (energy VAD,
+pieces of at most --segment_seconds, decoded in batches, stitched with timestamps). Each
+length runs in a fresh process so its peak resident memory (ru_maxrss) is its own: the
+process loads the model, transcribes a 20 s warm-up recording (compiling the programs),
+then the recording. Memory is bounded when the peak grows with the recording only by the
+waveform itself (4 bytes a sample, 3.8 MB a minute), not by the model's activations.
+
+Accuracy: WER of the stitched transcript against the joined references, beside the same
+utterances transcribed one by one (the difference is what segmentation costs).
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from fun_asr_jax.audio import io as audio_io  # noqa: E402
+from fun_asr_jax.data import manifest  # noqa: E402
+from fun_asr_jax.inference.asr import FunASR  # noqa: E402
+from fun_asr_jax.train.metrics import error_rates  # noqa: E402
+
+_CKPT = flags.DEFINE_string("checkpoint", None, "Training workdir or model folder.")
+_MANIFEST = flags.DEFINE_string("manifest", None, "JSONL with audio and text.")
+_MINUTES = flags.DEFINE_list("minutes", ["1", "5", "10"], "Recording lengths.")
+_SEGMENT = flags.DEFINE_float("segment_seconds", 30.0, "Longest VAD piece.")
+_MAX_NEW = flags.DEFINE_integer("max_new_tokens", 256, "Decoding limit per piece.")
+_OUTPUT = flags.DEFINE_string("output", "", "Also write the report (JSON) here.")
+_CHILD = flags.DEFINE_float("child_minutes", 0.0, "Internal: measure this length and print "
+                            "one JSON line.")
+
+_RATE = audio_io.TARGET_RATE
+_WARMUP_S = 20.0
+
+
+def recording(rows, seconds: float, seed: int = 0):
+  """The manifest's utterances in order, pauses between -> (wave [N], refs, used rows)."""
+  rng = np.random.default_rng(seed)
+  parts, refs, used, total = [], [], [], 0
+  i = 0
+  while total < seconds * _RATE:
+    r = rows[i % len(rows)]
+    x, rate = audio_io.load(r["audio"])
+    w = audio_io.resample(audio_io.to_mono(x), rate)
+    pause = (1e-3 * rng.standard_normal(int(rng.uniform(0.3, 1.5) * _RATE))).astype(np.float32)
+    parts += [w, pause]
+    refs.append(r["text"])
+    used.append(r)
+    total += len(w) + len(pause)
+    i += 1
+  return np.concatenate(parts), refs, used  # whole utterances: slightly over `seconds`
+
+
+def measure_child(rows, minutes: float) -> dict:
+  """Runs in its own process: peak memory and time of one long transcription."""
+  asr = FunASR.load(_CKPT.value)
+  warm, _, _ = recording(rows[::-1], _WARMUP_S, seed=1)
+  asr.transcribe([warm], max_new_tokens=_MAX_NEW.value, segment_seconds=_SEGMENT.value)
+  rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  wave, refs, _ = recording(rows, minutes * 60)
+  t = time.perf_counter()
+  out = asr.transcribe([wave], max_new_tokens=_MAX_NEW.value, segment_seconds=_SEGMENT.value)[0]
+  seconds = time.perf_counter() - t
+  rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  starts = [w["start"] for w in out.timestamps]
+  return {"minutes": minutes, "audio_s": len(wave) / _RATE, "audio_mb": wave.nbytes / 2**20, "error": out.error,
+          "peak_rss_mb_after_warmup": rss_warm, "peak_rss_mb": rss_peak,
+          "seconds": seconds, "rtf": seconds / (len(wave) / _RATE),
+          "timestamps_in_order": starts == sorted(starts),
+          "last_timestamp_s": out.timestamps[-1]["end"] if out.timestamps else 0.0,
+          "hyp": out.text, "refs": refs}
+
+
+def one_by_one(rows, n: int) -> list[str]:
+  asr = FunASR.load(_CKPT.value)
+  return [t.text for t in asr.transcribe([r["audio"] for r in rows[:n]],
+                                         max_new_tokens=_MAX_NEW.value)]
+
+
+def main(argv):
+  del argv
+  rows = [r for r in manifest.read_jsonl(_MANIFEST.value)[0] if r["text"]]
+  if _CHILD.value:
+    print("RESULT " + json.dumps(measure_child(rows, _CHILD.value), ensure_ascii=False))
+    return
+  report = {"checkpoint": _CKPT.value, "segment_seconds": _SEGMENT.value, "lengths": []}
+  for m in map(float, _MINUTES.value):
+    cmd = [sys.executable, __file__, f"--checkpoint={_CKPT.value}",
+           f"--manifest={_MANIFEST.value}", f"--segment_seconds={_SEGMENT.value}",
+           f"--max_new_tokens={_MAX_NEW.value}", f"--child_minutes={m}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = [l for l in res.stdout.splitlines() if l.startswith("RESULT ")]
+    if res.returncode or not line:
+      raise SystemExit(f"{m} min: the measuring process failed:\n{res.stderr[-3000:]}")
+    r = json.loads(line[0][len("RESULT "):])
+    r["wer_stitched"] = error_rates([" ".join(r["refs"])], [r["hyp"]])["wer"]
+    r["num_utterances"] = len(r["refs"])
+    del r["hyp"], r["refs"]
+    report["lengths"].append(r)
+    print(json.dumps(r), flush=True)
+  n = report["lengths"][-1]["num_utterances"]  # the longest recording's utterances
+  rows = [rows[i % len(rows)] for i in range(n)]
+  hyps = one_by_one(rows, n)
+  report["one_by_one"] = {"num_utterances": n,
+                          "wer": error_rates([" ".join(r["text"] for r in rows[:n])],
+                                             [" ".join(h for h in hyps if h)])["wer"],
+                          "wer_per_utterance": error_rates([r["text"] for r in rows[:n]],
+                                                           hyps)["wer"]}
+  print(json.dumps(report["one_by_one"]))
+  print("\n| minutes | peak RSS after warm-up MB | peak RSS MB | audio MB | s | RTF | "
+        "WER stitched | timestamps in order |")
+  print("|---:|---:|---:|---:|---:|---:|---:|---|")
+  for r in report["lengths"]:
+    print(f"| {r['minutes']:g} | {r['peak_rss_mb_after_warmup']:.0f} | {r['peak_rss_mb']:.0f} "
+          f"| {r['audio_mb']:.1f} | {r['seconds']:.1f} | {r['rtf']:.3f} | "
+          f"{r['wer_stitched']:.3f} | {r['timestamps_in_order']} |")
+  if _OUTPUT.value:
+    with open(_OUTPUT.value, "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["checkpoint", "manifest"])
+  app.run(main)
