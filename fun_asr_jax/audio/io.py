@@ -66,12 +66,12 @@ def check_waveform(x, sample_rate: int, name: str = "audio", expected_rate: int 
     raise AudioError(f"{name}: dtype {x.dtype} is not supported; pass float in [-1, 1] or int16")
   if x.size == 0 and not allow_empty:
     raise AudioError(f"{name}: empty audio (0 samples)")
-  if not np.all(np.isfinite(x)):
+  if not np.isfinite(np.sum(x, dtype=np.float64)):  # NaN or inf anywhere; no [N] temporary
     raise AudioError(f"{name}: contains NaN or infinite samples")
   if max_seconds is not None and x.size > max_seconds * expected_rate:
     raise AudioError(f"{name}: {x.size / expected_rate:.1f} s is longer than the configured "
                      f"maximum of {max_seconds:.1f} s (split it, e.g. with VAD)")
-  return x.astype(np.float32)
+  return x.astype(np.float32, copy=False)
 
 
 def pad_batch(waveforms: list[np.ndarray], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -23,10 +23,16 @@ class VADConfig:
   min_level_db: float = -60.0  # quieter frames (dBFS) are never speech: digital silence
 
 
-def frame_energy_db(x: np.ndarray, frame: int) -> np.ndarray:
+def frame_energy_db(x: np.ndarray, frame: int, block: int = 4096) -> np.ndarray:
+  """Mean power per frame in dB, `block` frames at a time: a long recording costs no
+  full-length float64 copies."""
   n = len(x) // frame
-  frames = x[: n * frame].reshape(n, frame).astype(np.float64)
-  return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+  frames = x[: n * frame].reshape(n, frame)
+  power = np.empty(n, np.float64)
+  for a in range(0, n, block):
+    f = frames[a: a + block].astype(np.float64)
+    power[a: a + block] = np.mean(f * f, axis=1)
+  return 10 * np.log10(power + 1e-10)
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
