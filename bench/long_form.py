@@ -49,9 +49,9 @@ _RATE = audio_io.TARGET_RATE
 
 
 def recording(rows, seconds: float, seed: int = 0):
-  """The manifest's utterances in order, pauses between -> (wave [N], refs, used rows)."""
+  """The manifest's utterances in order, pauses between -> (wave [N], their texts)."""
   rng = np.random.default_rng(seed)
-  parts, refs, used, total = [], [], [], 0
+  parts, refs, total = [], [], 0
   i = 0
   while total < seconds * _RATE:
     r = rows[i % len(rows)]
@@ -60,10 +60,9 @@ def recording(rows, seconds: float, seed: int = 0):
     pause = (1e-3 * rng.standard_normal(int(rng.uniform(0.3, 1.5) * _RATE))).astype(np.float32)
     parts += [w, pause]
     refs.append(r["text"])
-    used.append(r)
     total += len(w) + len(pause)
     i += 1
-  return np.concatenate(parts), refs, used  # whole utterances: slightly over `seconds`
+  return np.concatenate(parts), refs  # whole utterances: slightly over `seconds`
 
 
 def rss_mb() -> float:
@@ -100,7 +99,7 @@ def measure_child(rows, minutes: float) -> dict:
   before it is what transcription itself holds.
   """
   asr = FunASR.load(_CKPT.value)
-  wave, refs, _ = recording(rows, minutes * 60)
+  wave, refs = recording(rows, minutes * 60)
   kw = {"max_new_tokens": _MAX_NEW.value, "segment_seconds": _SEGMENT.value}
   asr.transcribe([wave], **kw)
   before = rss_mb()
@@ -119,9 +118,9 @@ def measure_child(rows, minutes: float) -> dict:
           "hyp": out.text, "refs": refs}
 
 
-def one_by_one(rows, n: int) -> list[str]:
+def one_by_one(rows) -> list[str]:
   asr = FunASR.load(_CKPT.value)
-  return [t.text for t in asr.transcribe([r["audio"] for r in rows[:n]],
+  return [t.text for t in asr.transcribe([r["audio"] for r in rows],
                                          max_new_tokens=_MAX_NEW.value)]
 
 
@@ -148,11 +147,11 @@ def main(argv):
     print(json.dumps(r), flush=True)
   n = report["lengths"][-1]["num_utterances"]  # the longest recording's utterances
   rows = [rows[i % len(rows)] for i in range(n)]
-  hyps = one_by_one(rows, n)
+  hyps = one_by_one(rows)
   report["one_by_one"] = {"num_utterances": n,
-                          "wer": error_rates([" ".join(r["text"] for r in rows[:n])],
+                          "wer": error_rates([" ".join(r["text"] for r in rows)],
                                              [" ".join(h for h in hyps if h)])["wer"],
-                          "wer_per_utterance": error_rates([r["text"] for r in rows[:n]],
+                          "wer_per_utterance": error_rates([r["text"] for r in rows],
                                                            hyps)["wer"]}
   print(json.dumps(report["one_by_one"]))
   print("\n| minutes | audio MB | RSS before MB | peak RSS MB | peak above before MB | "

@@ -25,9 +25,9 @@ def main(corpus_json, workdir):
   assert jax.device_count() == 8, jax.devices()
   # every run is configured for 3 steps (one program, which the compilation cache then
   # shares with the resharded run) and the mesh runs stop after 2
-  three = {"data.batch_size": 8, "train.save_every": 0}
+  common = {"data.batch_size": 8, "train.save_every": 0}
   for name, mesh in MESHES.items():
-    cfg = tiny_config(corpus, steps=3, **three, **{"train.stop_after_steps": 2})
+    cfg = tiny_config(corpus, steps=3, **common, **{"train.stop_after_steps": 2})
     if mesh is None:  # the reference: the whole batch on one device
       cfg.mesh.update({"data": 1, "fsdp": 1, "tensor": 1})
       devices = jax.devices()[:1]
@@ -43,7 +43,7 @@ def main(corpus_json, workdir):
     ls = losses(out)
     print("MESH", name, repr(ls[1]), repr(ls[2]), flush=True)
   # a checkpoint written on the fsdp=8 mesh resumes on a data=2 x fsdp=2 x tensor=2 mesh
-  cfg = tiny_config(corpus, steps=3, **three)
+  cfg = tiny_config(corpus, steps=3, **common)
   cfg.mesh.update({"data": 2, "fsdp": 2, "tensor": 2})
   result = loop.train(cfg, os.path.join(workdir, "fsdp8"))
   print("RESHARDED", result["step"], repr(losses(os.path.join(workdir, "fsdp8"))[3]), flush=True)

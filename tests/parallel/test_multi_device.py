@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-
 from tests.conftest import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
