@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -15,10 +16,18 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # `loop.train` (resume, SIGTERM, stages, EMA ...) jits a fresh step for the same tiny model.
 # One XLA cache per session, empty at its start, loads a program compiled once by an
 # earlier test or process instead of compiling it again (subprocesses inherit it).
+_OWN_CACHE = None
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="fun_asr_jax_xla_cache_")
+  _OWN_CACHE = tempfile.mkdtemp(prefix="fun_asr_jax_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+
+
+def pytest_unconfigure(config):
+  """The process that made the cache removes it (xdist workers inherit it, not own it)."""
+  if _OWN_CACHE and not hasattr(config, "workerinput"):
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def read_manifest(path):
