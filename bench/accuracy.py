@@ -152,7 +152,7 @@ def config(manifests, task, stage="s0"):
     c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
     c.optim.update(lr=1e-3, warmup_steps=100)
   c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
-                 time_limit_minutes=_MINUTES.value)
+                 time_limit_minutes=_MINUTES.value, compile_ahead=True)
   for item in _SET.value:
     base.apply_override(c, item)
   return c

@@ -20,6 +20,7 @@ import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from configs import sft  # noqa: E402
+from fun_asr_jax.data.pipeline import bucket_shape  # noqa: E402
 from fun_asr_jax.train import aot  # noqa: E402
 from fun_asr_jax.train.flops import count_flops  # noqa: E402
 
@@ -38,10 +39,9 @@ def main(argv):
     for seconds, tokens in buckets:
       p = aot.prepare(cfg, jax.devices(), _BATCH.value, seconds, text_tokens=0)
       # the bucket's token length, as the pipeline pads to it
-      p.batch.update({k: jax.ShapeDtypeStruct((v.shape[0], tokens), v.dtype)
-                      for k, v in p.batch.items()
-                      if k in ("tokens", "audio_mask", "target_mask", "paddings",
-                               "ctc_labels", "ctc_label_paddings")})
+      samples = p.batch["waveform"].shape[1]
+      p.batch.update({k: jax.ShapeDtypeStruct(bucket_shape(k, v.shape, samples, tokens), v.dtype)
+                      for k, v in p.batch.items()})
       t = time.perf_counter()
       p.step.lower(p.state, p.batch).compile()
       dt = time.perf_counter() - t

@@ -75,6 +75,8 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
       "keep": 2, "keep_every": 0, "max_nan_steps": 5, "peak_flops": 0.0,
       "async_checkpoint": True,
+      # compile every bucket's step on a background thread while the first one trains
+      "compile_ahead": False,
       "stop_after_steps": 0,  # >0: save and exit after this many steps in this run
       "time_limit_minutes": 0.0})  # >0: save and exit when this run has trained this long
   c.eval = ml_collections.ConfigDict({"max_new_tokens": 64, "num_batches": 0,
@@ -86,13 +88,15 @@ def base_config(size: str) -> ml_collections.ConfigDict:
 
 def accelerator_defaults(c: ml_collections.ConfigDict):
   """What nano and full need on TPU: bf16 compute, layer remat, parameters and optimizer
-  state sharded over every chip (FSDP). `launch/describe.py --topology=...` checks the fit;
+  state sharded over every chip (FSDP), every bucket's step compiled while the first trains
+  (minutes each at these sizes). `launch/describe.py --topology=...` checks the fit;
   tensor parallelism is `--config.mesh.tensor=N` (then fsdp=-1 takes the rest)."""
   for part in ("encoder", "adaptor", "llm"):
     c.model[part].dtype = "bfloat16"
   c.model.encoder.remat = "full"
   c.model.llm.remat = "full"
   c.mesh.update(data=1, fsdp=-1, tensor=1)
+  c.train.compile_ahead = True
 
 
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -11,12 +11,19 @@ def _sub_jaxprs(value):
       yield from _sub_jaxprs(v)
 
 
-def conv_batch_sizes(jaxpr, out):
-  """Batch sizes of every convolution in a program, nested programs included."""
+def scope_batch_sizes(jaxpr, scope: str, out):
+  """Leading (batch) sizes of every matmul traced under a module scope containing `scope`
+  (e.g. "encoder/subsampling"), nested programs included; gradients count too."""
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "conv_general_dilated":
+    if eqn.primitive.name == "dot_general" and scope in str(eqn.source_info.name_stack):
       out.append(eqn.invars[0].aval.shape[0])
     for value in eqn.params.values():
       for sub in _sub_jaxprs(value):
-        conv_batch_sizes(sub, out)
+        scope_batch_sizes(sub, scope, out)
   return out
+
+
+def encoder_ops(jaxpr):
+  """Rows of each matmul in the encoder's subsampling (its first layer, gradients included):
+  how often, and on how many rows, the encoder runs in a program."""
+  return scope_batch_sizes(jaxpr, "encoder/subsampling", [])

@@ -281,6 +281,18 @@ class Pipeline:
     return {"hotword_tokens": ids, "hotword_lengths": lengths}
 
 
+# Batch fields whose second axis is the bucket's text length (the waveform's is its samples).
+TOKEN_FIELDS = {"tokens": "pad", "audio_mask": False, "target_mask": False, "paddings": 1.0,
+                "ctc_labels": 0, "ctc_label_paddings": 1.0}
+
+
+def bucket_shape(field: str, shape: tuple, samples: int, tokens: int) -> tuple:
+  """The shape `field` has in a batch of the bucket (samples, tokens)."""
+  if field == "waveform":
+    return (shape[0], samples)
+  return (shape[0], tokens) if field in TOKEN_FIELDS else tuple(shape)
+
+
 def repad(batch: dict, samples: int, tokens: int, pad_id: int) -> dict:
   """Pads a collated batch out to a larger (samples, tokens) shape.
 
@@ -292,8 +304,7 @@ def repad(batch: dict, samples: int, tokens: int, pad_id: int) -> dict:
     return v if extra <= 0 else np.pad(v, ((0, 0), (0, extra)), constant_values=value)
   out = dict(batch)
   out["waveform"] = grow(batch["waveform"], samples, 0.0)
-  for key, value in (("tokens", pad_id), ("audio_mask", False), ("target_mask", False),
-                     ("paddings", 1.0), ("ctc_labels", 0), ("ctc_label_paddings", 1.0)):
+  for key, value in TOKEN_FIELDS.items():
     if key in batch:
-      out[key] = grow(batch[key], tokens, value)
+      out[key] = grow(batch[key], tokens, pad_id if value == "pad" else value)
   return out

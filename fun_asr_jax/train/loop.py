@@ -7,6 +7,7 @@
   loop      metrics, NaN policy, periodic eval, checkpoints, SIGTERM = save and exit
 """
 
+import concurrent.futures
 import logging as std_logging
 import os
 import signal
@@ -26,7 +27,8 @@ from fun_asr_jax.data import augment as aug
 from fun_asr_jax.data import cmvn
 from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
-from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad
+from fun_asr_jax.data.pipeline import (Pipeline, PipelineConfig, bucket_shape, parse_mixture,
+                                       repad)
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
@@ -276,8 +278,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       else ()
   peak = cfg.train.peak_flops or (measure_peak_flops() * jax.device_count()
                                   if jax.default_backend() == "cpu" else 0.0)
-  flops_by_shape: dict = {}
-  compiled_steps: dict = {}
+  programs = StepPrograms(step_fn, extra)
 
   # -- loop --
   stop = {"flag": False}
@@ -292,21 +293,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       host = next(data_iter)
       if jax.process_count() > 1:  # hosts may have drawn different buckets
         host = common_shape(host, tokenizer.pad_id)
-      shape = tuple(sorted((k, np.shape(v)) for k, v in host.items() if k != "meta"))
       batch = mesh_lib.global_batch(host, mesh)
-      if shape not in compiled_steps:
-        t0 = time.perf_counter()
-        compiled_steps[shape] = step_fn.lower(state, batch, *extra).compile()
-        # counted on the jaxpr: XLA's cost analysis counts a scanned layer stack once
-        flops_by_shape[shape] = flops_lib.count_flops(step_fn, state, batch, *extra)
-        logging.info("compiled train step #%d for batch shape %s in %.1f s (%.2f GFLOP/step)",
-                     len(compiled_steps), (host["waveform"].shape, host["tokens"].shape),
-                     time.perf_counter() - t0,
-                     flops_by_shape[shape] / 1e9)
-        t_last = time.perf_counter()
-      state, m = compiled_steps[shape](state, batch, *extra)
+      fresh, t0 = not programs.ready(batch), time.perf_counter()
+      compiled, flops = programs.get(state, batch)  # compiles, or waits for the background
+      if fresh:
+        t_last += time.perf_counter() - t0  # compiling is not training throughput
+        if cfg.train.compile_ahead:
+          programs.compile_ahead(state, batch, train_pipe.cfg.buckets)
+      state, m = compiled(state, batch, *extra)
       pending.append(m)  # device arrays: no host sync until the next log line
-      flops_since += flops_by_shape[shape]
+      flops_since += flops
       step += 1
       steps_since += 1
       audio_s += float(np.sum(host["wave_lengths"])) / 16000.0
@@ -321,7 +317,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
               "data. The last good checkpoint is in " + ckpt.directory)
         dt = time.perf_counter() - t_last
         m = dict(m, steps_per_s=steps_since / dt, audio_hours_per_s=audio_s / 3600 / dt,
-                 tokens_per_s=tokens / dt, compiled_programs=len(flops_by_shape),
+                 tokens_per_s=tokens / dt, compiled_programs=len(programs),
                  data_corrupt_records=train_pipe.stats.corrupt,
                  data_too_long=train_pipe.stats.too_long)
         if peak:
@@ -364,11 +360,77 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
       if ckpt.latest_step() != step:
         ckpt.save(step, state, data_iter, cfg.to_dict(), force=True)
   finally:
+    programs.close()
     signal.signal(signal.SIGTERM, previous)
     ckpt.close()
     writer.close()
   return {"step": step, "train": last_metrics, "eval": final_eval,
-          "compiled_programs": len(flops_by_shape), "preempted": stop["flag"]}
+          "compiled_programs": len(programs), "preempted": stop["flag"]}
+
+
+class StepPrograms:
+  """The train step compiled once per batch shape, with its FLOPs.
+
+  `compile_ahead` compiles every other bucket's shape on one background thread while the
+  first bucket trains, so a run with B buckets stalls once instead of B times (XLA compiles
+  outside the GIL; on TPU hosts a nano or full step takes minutes per bucket).
+  """
+
+  def __init__(self, step_fn, extra: tuple):
+    self._step_fn, self._extra = step_fn, extra
+    self._programs: dict = {}  # shape key -> Future of (compiled, flops)
+    self._pool = None
+
+  @staticmethod
+  def _key(batch: dict) -> tuple:
+    return tuple(sorted((k, tuple(v.shape)) for k, v in batch.items()))
+
+  def __len__(self):
+    return sum(f.done() and not f.cancelled() for f in self._programs.values())
+
+  def ready(self, batch: dict) -> bool:
+    future = self._programs.get(self._key(batch))
+    return future is not None and future.done()
+
+  def _compile(self, state, batch, how: str):
+    t0 = time.perf_counter()
+    compiled = self._step_fn.lower(state, batch, *self._extra).compile()
+    # counted on the jaxpr: XLA's cost analysis counts a scanned layer stack once
+    flops = flops_lib.count_flops(self._step_fn, state, batch, *self._extra)
+    logging.info("compiled train step for batch shape %s in %.1f s%s (%.2f GFLOP/step)",
+                 (batch["waveform"].shape, batch["tokens"].shape), time.perf_counter() - t0,
+                 how, flops / 1e9)
+    return compiled, flops
+
+  def get(self, state, batch: dict):
+    """(compiled step, FLOPs) for this batch's shape: compiled now (also when it is queued
+    behind other shapes, so two compile at once), or waited for while the background
+    compiles it."""
+    key = self._key(batch)
+    if key not in self._programs or self._programs[key].cancel():
+      done = concurrent.futures.Future()
+      done.set_result(self._compile(state, batch, ""))
+      self._programs[key] = done
+    return self._programs[key].result()
+
+  def compile_ahead(self, state, batch: dict, buckets: Buckets):
+    """Queues every bucket shape not seen or queued yet, from `batch`'s structure and
+    shardings (the first call queues them all)."""
+    spec = lambda x, shape=None: jax.ShapeDtypeStruct(
+        x.shape if shape is None else shape, x.dtype, sharding=x.sharding)
+    abstract_state = jax.tree.map(spec, state)
+    self._pool = self._pool or concurrent.futures.ThreadPoolExecutor(
+        1, thread_name_prefix="compile_ahead")
+    for samples, tokens in zip(buckets.samples, buckets.tokens):
+      shaped = {k: spec(v, bucket_shape(k, v.shape, samples, tokens)) for k, v in batch.items()}
+      if self._key(shaped) not in self._programs:
+        self._programs[self._key(shaped)] = self._pool.submit(
+            self._compile, abstract_state, shaped, " ahead, in the background")
+
+  def close(self):
+    """Drops queued compiles (one already running finishes on its thread)."""
+    if self._pool is not None:
+      self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def jitted_step(cfg, mc, lc, tx, mask, shardings, mesh, eos_id: int, pad_id: int):

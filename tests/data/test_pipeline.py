@@ -10,7 +10,8 @@ from configs import models
 from fun_asr_jax.data import build
 from fun_asr_jax.data.augment import AugmentConfig
 from fun_asr_jax.data.bucketing import Buckets
-from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig, parse_mixture, repad
+from fun_asr_jax.data.pipeline import (Pipeline, PipelineConfig, bucket_shape, parse_mixture,
+                                       repad)
 from fun_asr_jax.text.tokenizer import Tokenizer
 
 TOK = Tokenizer.byte_level()
@@ -223,3 +224,17 @@ def test_tfds_source(corpus, tmp_path):
   import json
   want = {r["id"]: r["text"] for r in map(json.loads, open(corpus["test"]))}
   assert got == want
+
+
+def test_bucket_shape_predicts_the_batches_of_every_bucket(corpus, tmp_path):
+  """The trainer compiles buckets it has not seen yet from these predicted shapes."""
+  first, seen = None, set()
+  for batch in take(iter(pipe(corpus["shards"], tmp_path, group_window=1)), 30):
+    batch = {k: v for k, v in batch.items() if k != "meta"}
+    first = first or batch
+    b = BUCKETS.samples.index(batch["waveform"].shape[1])
+    for k, v in batch.items():
+      assert np.shape(v) == bucket_shape(k, np.shape(first[k]), BUCKETS.samples[b],
+                                         BUCKETS.tokens[b]), k
+    seen.add(b)
+  assert len(seen) >= 2, "the corpus should fill more than one bucket"
