@@ -23,6 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: no TPU probe with libtpu
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
