@@ -372,8 +372,8 @@ class StepPrograms:
   """The train step compiled once per batch shape, with its FLOPs.
 
   `compile_ahead` compiles every other bucket's shape on one background thread while the
-  first bucket trains, so a run with B buckets stalls once instead of B times (XLA compiles
-  outside the GIL; on TPU hosts a nano or full step takes minutes per bucket).
+  first bucket trains, so a run with B buckets stalls once instead of B times (on TPU hosts
+  a nano or full step takes minutes per bucket).
   """
 
   def __init__(self, step_fn, extra: tuple):
