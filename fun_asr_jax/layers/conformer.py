@@ -186,7 +186,8 @@ class StridedConv3x3(nn.Module):
   The parameters are `nn.Conv(features, (3, 3), strides=2, padding="VALID")`'s (same
   names, shapes and initialisation), so checkpoints do not change. Why not nn.Conv: on CPU
   XLA ran this convolution and its two transposes at a fifth of the matmul rate, a third of
-  the tiny preset's step; as a matmul the gradients are matmuls too.
+  the tiny preset's step; as a matmul the gradients are matmuls too. Only the conformer
+  encoders (tiny, small) subsample this way; SAN-M (nano, full) takes LFR frames.
   """
   features: int
   dtype: jnp.dtype = jnp.float32

@@ -373,7 +373,9 @@ class StepPrograms:
 
   `compile_ahead` compiles every other bucket's shape on one background thread while the
   first bucket trains, so a run with B buckets stalls once instead of B times (on TPU hosts
-  a nano or full step takes minutes per bucket).
+  a nano or full step takes minutes per bucket). A background compile that fails is logged
+  and redone on the main thread when its shape is needed. At exit the process waits for a
+  background compile already running (checkpoints are saved before that).
   """
 
   def __init__(self, step_fn, extra: tuple):
@@ -386,7 +388,9 @@ class StepPrograms:
     return tuple(sorted((k, tuple(v.shape)) for k, v in batch.items()))
 
   def __len__(self):
-    return sum(f.done() and not f.cancelled() for f in self._programs.values())
+    """Programs compiled so far, those compiled ahead included."""
+    return sum(f.done() and not f.cancelled() and f.exception() is None
+               for f in self._programs.values())
 
   def ready(self, batch: dict) -> bool:
     future = self._programs.get(self._key(batch))
@@ -404,14 +408,18 @@ class StepPrograms:
 
   def get(self, state, batch: dict):
     """(compiled step, FLOPs) for this batch's shape: compiled now (also when it is queued
-    behind other shapes, so two compile at once), or waited for while the background
-    compiles it."""
+    behind other shapes, so two compile at once, or when its background compile failed),
+    or waited for while the background compiles it."""
     key = self._key(batch)
-    if key not in self._programs or self._programs[key].cancel():
-      done = concurrent.futures.Future()
-      done.set_result(self._compile(state, batch, ""))
-      self._programs[key] = done
-    return self._programs[key].result()
+    future = self._programs.get(key)
+    if future is not None and not future.cancel():
+      concurrent.futures.wait([future])
+      if future.exception() is None:
+        return future.result()
+    done = concurrent.futures.Future()
+    done.set_result(self._compile(state, batch, ""))
+    self._programs[key] = done
+    return done.result()
 
   def compile_ahead(self, state, batch: dict, buckets: Buckets):
     """Queues every bucket shape not seen or queued yet, from `batch`'s structure and
@@ -424,13 +432,21 @@ class StepPrograms:
     for samples, tokens in zip(buckets.samples, buckets.tokens):
       shaped = {k: spec(v, bucket_shape(k, v.shape, samples, tokens)) for k, v in batch.items()}
       if self._key(shaped) not in self._programs:
-        self._programs[self._key(shaped)] = self._pool.submit(
-            self._compile, abstract_state, shaped, " ahead, in the background")
+        future = self._pool.submit(self._compile, abstract_state, shaped,
+                                   " ahead, in the background")
+        future.add_done_callback(_log_failure)
+        self._programs[self._key(shaped)] = future
 
   def close(self):
     """Drops queued compiles (one already running finishes on its thread)."""
     if self._pool is not None:
       self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _log_failure(future):
+  if not future.cancelled() and future.exception() is not None:
+    logging.warning("compiling a train step ahead failed (it is retried on the main thread "
+                    "if its shape comes): %r", future.exception())
 
 
 def jitted_step(cfg, mc, lc, tx, mask, shardings, mesh, eos_id: int, pad_id: int):
