@@ -19,7 +19,7 @@ def test_strided_conv_equals_torch_conv2d(shape):
   got = np.asarray(layer.apply({"params": params}, x))
   weight = torch.from_numpy(np.asarray(params["kernel"]).transpose(3, 2, 0, 1).copy())  # OIHW
   want = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), weight,
-                                    torch.from_numpy(np.asarray(params["bias"])), stride=2)
+                                    torch.from_numpy(np.array(params["bias"])), stride=2)
   want = want.numpy().transpose(0, 2, 3, 1)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
