@@ -10,6 +10,7 @@ decode every token), with its KV cache; medians of --repeats timed runs after a 
 of rows whose generated tokens are identical.
 """
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -26,7 +27,7 @@ from absl import app, flags  # noqa: E402
 
 from fun_asr_jax import decoding  # noqa: E402
 from fun_asr_jax.convert import hf_qwen3  # noqa: E402
-from fun_asr_jax.models.llm import Qwen3  # noqa: E402
+from fun_asr_jax.models.llm import Qwen3, unstack_layers  # noqa: E402
 
 GEOMETRY = {  # hidden, layers, heads, kv heads, head dim, mlp, vocab
     "tiny": (64, 2, 4, 2, 16, 128, 512),
@@ -39,6 +40,8 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "16"], "Batch sizes.")
 _PROMPT = flags.DEFINE_integer("prompt", 32, "Prompt tokens.")
 _NEW = flags.DEFINE_integer("new_tokens", 32, "Generated tokens per row.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
+_SCAN = flags.DEFINE_bool("scan", False, "Decode through the scanned layer stack (the training "
+                          "layout) instead of the unrolled decoding layout: the before/after.")
 
 
 def hf_model(size: str, folder: str):
@@ -66,19 +69,19 @@ def timed(fn, repeats: int):
 
 
 def ours(cfg, params, ids, new_tokens):
+  cfg = dataclasses.replace(cfg, scan_layers=_SCAN.value)  # False: the decoding layout
   model = Qwen3(cfg)
-  v = {"params": params}
   sampling = decoding.SamplingConfig(max_new_tokens=new_tokens, eos_ids=(), pad_id=0)
 
   @jax.jit
-  def run(ids):
+  def run(params, ids):
+    v = {"params": params if cfg.scan_layers else unstack_layers(params, cfg.num_layers)}
     emb = model.apply(v, ids, method=Qwen3.embed)
-    dec = lambda e, p, pd, c, i: model.apply(v, e, p, pd, cache=c, index=i)
     embed = lambda t: model.apply(v, t, method=Qwen3.embed)
-    return decoding.generate(dec, embed, cfg, emb, jnp.zeros(ids.shape, jnp.float32),
-                             sampling)["tokens"]
+    return decoding.generate(decoding.model_decoder(model, v), embed, cfg, emb,
+                             jnp.zeros(ids.shape, jnp.float32), sampling)["tokens"]
   ids = jnp.asarray(ids)
-  return lambda: np.asarray(jax.block_until_ready(run(ids)))
+  return lambda: np.asarray(jax.block_until_ready(run(params, ids)))
 
 
 def theirs(model, ids, new_tokens):

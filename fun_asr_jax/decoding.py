@@ -48,6 +48,15 @@ def greedy(tokenizer, max_new_tokens: int, loop_repeats: int = 4,
                         hotword_bonus=hotword_bonus)
 
 
+def model_decoder(model, variables, method=None):
+  """`generate`'s decoder from a Flax module: Qwen3 itself, or FunASR with
+  `method=FunASR.decoder` (embeddings in, logits and the updated cache out)."""
+  def decoder(embeds, positions, paddings, cache, index, last=None):
+    return model.apply(variables, embeds, positions, paddings, cache=cache, index=index,
+                       last=last, method=method)
+  return decoder
+
+
 def _filter_logits(logits, cfg: SamplingConfig):
   """Temperature, top-k and nucleus filtering of `[B, V]` fp32 logits."""
   logits = logits / cfg.temperature
@@ -118,8 +127,9 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
   """Decodes continuations of a prompt batch.
 
   Args:
-    decoder: `(embeds, positions, paddings, cache, index) -> (logits, cache)`, e.g. a
-      partial of `FunASR.apply(..., method=FunASR.decoder)`.
+    decoder: `(embeds, positions, paddings, cache, index, last=None) -> (logits, cache)`,
+      e.g. a partial of `FunASR.apply(..., method=FunASR.decoder)` (`last [B]`: logits at
+      that position only, `[B, 1, V]`), preferably of the `fun_asr.decoding_layout` model.
     embed: `tokens [B, 1] -> [B, 1, D]`.
     llm_cfg: the decoder's geometry (for the cache).
     prompt_embeds: `[B, S, D]`; prompt_paddings `[B, S]` (right padding).
@@ -140,8 +150,9 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
   prompt_len = jnp.sum(prompt_paddings < 0.5, axis=1).astype(jnp.int32)  # [B]
   positions = llm_positions(prompt_paddings)
   cache = init_cache(llm_cfg, b, s + n, cache_dtype)
-  logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0)
-  last = jnp.take_along_axis(logits, jnp.maximum(prompt_len - 1, 0)[:, None, None], axis=1)[:, 0]
+  logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0,
+                          last=jnp.maximum(prompt_len - 1, 0))
+  last = logits[:, 0]
 
   biased = bias_tokens is not None and cfg.hotword_bonus != 0
   if biased:  # a spare -1 column: the lookup after a hotword that fills all L slots

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fun_asr_jax import decoding
-from fun_asr_jax.models.llm import LLMConfig, Qwen3
+from fun_asr_jax.models.llm import LLMConfig, Qwen3, unstack_layers
 
 CFG = LLMConfig(vocab_size=40, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                 head_dim=8, mlp_dim=48)
@@ -19,7 +19,7 @@ def setup_model(seed=0):
   params = model.init(jax.random.key(seed), emb, jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1)))
   params = jax.tree.map(lambda x: x * 8 if x.ndim == 2 else x,
                         __import__("flax").linen.meta.unbox(params))  # sharper distributions
-  decoder = lambda e, p, pd, c, i: model.apply(params, e, p, pd, cache=c, index=i)
+  decoder = decoding.model_decoder(model, params)
   embed = lambda t: model.apply(params, t, method=Qwen3.embed)
   return model, params, decoder, embed
 
@@ -32,6 +32,42 @@ def full_forward_greedy(model, params, prompt, steps):
     logits, _ = model.apply(params, e, jnp.arange(len(seq))[None], jnp.zeros((1, len(seq))))
     seq.append(int(jnp.argmax(logits[0, -1])))
   return seq[len(prompt):]
+
+
+def test_last_position_logits_equal_that_row_of_the_full_logits():
+  model, params, _, _ = setup_model()
+  e = jax.random.normal(jax.random.key(1), (2, 5, 32))
+  pads = jnp.asarray([[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]], jnp.float32)
+  pos = jnp.broadcast_to(jnp.arange(5), (2, 5))
+  full, _ = model.apply(params, e, pos, pads)
+  one, _ = model.apply(params, e, pos, pads, last=jnp.asarray([4, 2]))
+  assert one.shape == (2, 1, 40)
+  np.testing.assert_allclose(one[:, 0], full[jnp.arange(2), jnp.asarray([4, 2])], atol=1e-6)
+
+
+def test_decoding_layout_decodes_as_the_scanned_stack():
+  """Unrolled layers on unstacked weights (what every decoder now runs) against the scanned
+  stack: same sampled tokens, same log-probabilities, and the unrolled module's own
+  parameter tree has exactly the unstacked shapes."""
+  model, params, decoder, embed = setup_model()
+  ucfg = dataclasses.replace(CFG, scan_layers=False)
+  umodel = Qwen3(ucfg)
+  uparams = {"params": unstack_layers(params["params"], CFG.num_layers)}
+  fresh = umodel.init(jax.random.key(0), jnp.zeros((1, 1, 32)), jnp.zeros((1, 1), jnp.int32),
+                      jnp.zeros((1, 1)))["params"]
+  assert jax.tree.map(np.shape, __import__("flax").linen.meta.unbox(fresh)) == \
+      jax.tree.map(np.shape, uparams["params"])
+  assert sorted(uparams["params"]) == ["embed_tokens", "layers_0", "layers_1", "norm"]
+
+  ids = jnp.asarray([[1, 2, 3, 4, 5], [7, 8, 0, 0, 0]])
+  pads = jnp.asarray([[0, 0, 0, 0, 0], [0, 0, 1, 1, 1]], jnp.float32)
+  cfg = decoding.SamplingConfig(max_new_tokens=8, temperature=1.0)
+  a = decoding.generate(decoder, embed, CFG, embed(ids), pads, cfg, jax.random.key(7))
+  b = decoding.generate(decoding.model_decoder(umodel, uparams),
+                        lambda t: umodel.apply(uparams, t, method=Qwen3.embed), ucfg,
+                        embed(ids), pads, cfg, jax.random.key(7))
+  np.testing.assert_array_equal(a["tokens"], b["tokens"])
+  np.testing.assert_allclose(a["logprobs"], b["logprobs"], atol=1e-5)
 
 
 def test_greedy_matches_recomputing_the_full_sequence():
@@ -89,10 +125,11 @@ def scripted(scripts, vocab=40):
   """A decoder whose argmax follows `scripts[b]` step by step (the loop guard's input)."""
   table = jax.nn.one_hot(jnp.asarray(scripts), vocab) * 10.0  # [B, T, V]
 
-  def decoder(embeds, positions, paddings, cache, index):
+  def decoder(embeds, positions, paddings, cache, index, last=None):
     s = embeds.shape[1]
     step = jnp.clip(index - 3 + s, 0, table.shape[1] - 1)  # prompt length 3
-    return jnp.broadcast_to(table[:, step][:, None], (len(scripts), s, vocab)), cache
+    rows = 1 if last is not None else s
+    return jnp.broadcast_to(table[:, step][:, None], (len(scripts), rows, vocab)), cache
   return decoder
 
 
@@ -174,9 +211,10 @@ def test_hotword_bias_matches_the_rule_and_leaves_logprobs_unbiased():
     for h, toks in enumerate(row):
       bias[i, h, : len(toks)] = toks
 
-  def decoder(embeds, positions, paddings, cache, index):
+  def decoder(embeds, positions, paddings, cache, index, last=None):
     step = jnp.clip(index - 3 + embeds.shape[1], 0, t)
-    return jnp.broadcast_to(jnp.asarray(table)[:, step][:, None], (b, embeds.shape[1], v)), cache
+    rows = 1 if last is not None else embeds.shape[1]
+    return jnp.broadcast_to(jnp.asarray(table)[:, step][:, None], (b, rows, v)), cache
 
   embed = lambda tok: jnp.zeros(tok.shape + (8,))
   e = jnp.zeros((b, 3, 8))

@@ -14,7 +14,7 @@ import numpy as np
 from fun_asr_jax import decoding
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.models import ctc as ctc_lib
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, num_audio_tokens
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, decoding_layout, num_audio_tokens
 from fun_asr_jax.text import prompts
 
 
@@ -75,11 +75,12 @@ def decode_prompts(params, audio, batch, rng, cfg: ModelConfig,
                    sampling: decoding.SamplingConfig, bias_tokens=None):
   """Prompt token ids with audio slots `[B, S]` + audio embeddings -> generated tokens
   (`bias_tokens [B, H, L]`: hotwords for `sampling.hotword_bonus`)."""
+  cfg, params = decoding_layout(cfg, params)
   model = FunASR(cfg)
   v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
                        method=FunASR.prompt_embeddings)
-  decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
+  decoder = decoding.model_decoder(model, v, FunASR.decoder)
   embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
   return decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng,
                            bias_tokens=bias_tokens)

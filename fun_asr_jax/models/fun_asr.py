@@ -179,9 +179,10 @@ class FunASR(nn.Module):
   def llm_logits(self, hidden):  # [B, T, D] -> [B, T, V] fp32
     return self.llm.logits(hidden)
 
-  def decoder(self, embeds, positions, paddings, cache=None, index=0, deterministic=True):
+  def decoder(self, embeds, positions, paddings, cache=None, index=0, deterministic=True,
+              last=None):
     return self.llm(embeds, positions, paddings, cache=cache, index=index,
-                    deterministic=deterministic)
+                    deterministic=deterministic, last=last)
 
   def __call__(self, batch: dict[str, Any], deterministic: bool = True, rng=None,
                return_hidden: bool = False):
@@ -209,6 +210,19 @@ class FunASR(nn.Module):
     if self.cfg.ctc.enabled:
       out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
     return out
+
+
+def decoding_layout(cfg: ModelConfig, params):
+  """(cfg, params) -> the same model with its LLM layers unrolled, for autoregressive decoding.
+
+  Called inside the jitted decoder: each layer's weights are sliced out of the stacked
+  arrays once per call, where the scanned stack slices (copies) them once per token, which
+  at batch 1 doubles the bytes a token costs (bench/RESULTS.md, issue 8).
+  """
+  if not cfg.llm.scan_layers:
+    return cfg, params
+  cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, scan_layers=False))
+  return cfg, dict(params, llm=llm_lib.unstack_layers(params["llm"], cfg.llm.num_layers))
 
 
 def init_params(cfg: ModelConfig, rng, batch_size: int = 1, seconds: float = 1.0):

@@ -5,6 +5,9 @@ from 2 to 80 layers. The KV cache is a plain pytree threaded through the scan:
 
     cache = {"k": [L, B, S, Hkv, hd], "v": [L, B, S, Hkv, hd], "valid": [B, S] bool}
 
+Decoders use the unrolled layout instead (`scan_layers=False`, `unstack_layers`): one
+module and one cache buffer per layer ("k", "v": tuples of L `[B, S, Hkv, hd]`).
+
 New keys go to slots `index .. index+T-1`; a query at slot q attends to valid slots <= q.
 Rows of a batch may hold prompts of different lengths (right-padded): their padded slots
 stay invalid, and each row carries its own RoPE positions.
@@ -40,6 +43,11 @@ class LLMConfig:
   lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
   dtype: str = "float32"
   remat: str = "none"
+  # True: one nn.scan over the layers, weights stacked [L, ...] (training, checkpoints).
+  # False: one module per layer (`layers_0` ...) and a KV cache per layer, the decoding
+  # layout (`unstack_layers`): XLA copies a layer's weights out of a stacked array each time
+  # it uses them, and a decoder uses every layer once per token.
+  scan_layers: bool = True
 
 
 def positions(paddings):
@@ -50,9 +58,24 @@ def positions(paddings):
 
 def init_cache(cfg: LLMConfig, batch: int, max_len: int, dtype=jnp.float32):
   """An empty KV cache for `batch` rows of up to `max_len` tokens."""
+  valid = jnp.zeros((batch, max_len), bool)
+  if not cfg.scan_layers:  # a tuple of per-layer [B, S, Hkv, hd] buffers
+    shape = (batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+    zeros = lambda: tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers))
+    return {"k": zeros(), "v": zeros(), "valid": valid}
   shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
-  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
-          "valid": jnp.zeros((batch, max_len), bool)}
+  return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype), "valid": valid}
+
+
+def unstack_layers(params, num_layers: int):
+  """Qwen3 params with stacked `layers` -> per-layer `layers_0` ... (`scan_layers=False`).
+
+  Inside a jitted decoder this slices each weight once per call instead of once per token.
+  """
+  out = {k: v for k, v in params.items() if k != "layers"}
+  for i in range(num_layers):
+    out[f"layers_{i}"] = jax.tree.map(lambda w, i=i: w[i], params["layers"])
+  return out
 
 
 class Qwen3Layer(nn.Module):
@@ -113,9 +136,12 @@ class Qwen3(nn.Module):
                                                     ("vocab", "embed")),
         name="embed_tokens")
     layer = maybe_remat(Qwen3Layer, c.remat, static_argnums=(7,))
-    self.layers = scan_layers(layer, c.num_layers,
-                              in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast,
-                                       nn.broadcast, nn.broadcast))(c, name="layers")
+    if c.scan_layers:
+      self.layers = scan_layers(layer, c.num_layers,
+                                in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast,
+                                         nn.broadcast, nn.broadcast))(c, name="layers")
+    else:
+      self.layers = [layer(c) for _ in range(c.num_layers)]  # layers_0, layers_1, ...
     self.norm = RMSNorm(c.rms_norm_eps, dtype=jnp.dtype(c.dtype), name="norm")
     if not c.tie_embeddings:
       self.lm_head = Linear(c.vocab_size, ("embed", "vocab"), use_bias=False,
@@ -132,7 +158,7 @@ class Qwen3(nn.Module):
     return self.lm_head(hidden).astype(jnp.float32)
 
   def __call__(self, embeds, positions, paddings, cache=None, index=0, deterministic=True,
-               return_hidden=False):
+               return_hidden=False, last=None):
     """Runs the decoder.
 
     Args:
@@ -141,6 +167,8 @@ class Qwen3(nn.Module):
       paddings: `[B, T]`, 1.0 at padded inputs (never attended to).
       cache: optional KV cache (see module doc); the T inputs fill slots index..index+T-1.
       index: int32 scalar, first cache slot written.
+      last: optional `[B]` int32: logits (or hidden states) at this position only, `[B, 1, .]`
+        (a prefill needs one row of a 150k-wide head, not one per prompt token).
 
     Returns:
       `(logits [B, T, V] fp32, new_cache or None)`, or hidden states instead of logits.
@@ -159,7 +187,18 @@ class Qwen3(nn.Module):
       mask = valid[:, None, :] & (slots[None, None, :] <= index + jnp.arange(t)[None, :, None])
       layer_caches = {"k": cache["k"], "v": cache["v"]}
     x = nn.with_logical_constraint(embeds, ("batch", "act_length", "act_embed"))
-    x, new_layer_caches = self.layers(x, layer_caches, cos, sin, mask, index, deterministic)
+    if c.scan_layers:
+      x, new_layer_caches = self.layers(x, layer_caches, cos, sin, mask, index, deterministic)
+    else:
+      new = []
+      for i, layer in enumerate(self.layers):
+        lc = None if cache is None else {"k": cache["k"][i], "v": cache["v"][i]}
+        x, nc = layer(x, lc, cos, sin, mask, index, deterministic)
+        new.append(nc)
+      new_layer_caches = None if cache is None else {
+          "k": tuple(n["k"] for n in new), "v": tuple(n["v"] for n in new)}
+    if last is not None:
+      x = jnp.take_along_axis(x, last[:, None, None], axis=1)
     x = self.norm(x)
     new_cache = None if cache is None else dict(new_layer_caches, valid=valid)
     return (x if return_hidden else self.logits(x)), new_cache

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from fun_asr_jax import decoding
-from fun_asr_jax.models.fun_asr import FunASR, splice_audio
+from fun_asr_jax.models.fun_asr import FunASR, decoding_layout, splice_audio
 from fun_asr_jax.rl import rewards as rewards_lib
 from fun_asr_jax.train import state as state_lib
 
@@ -136,10 +136,12 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
   sampling = decoding.SamplingConfig(
       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
       top_p=cfg.top_p, eos_ids=(eos_id,), pad_id=pad_id)
-  decoder = lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder)
-  embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
-  out = decoding.generate(decoder, embed, model.cfg.llm, embeds, pads, sampling, rng,
-                          cache_dtype=jnp.dtype(model.cfg.llm.dtype))
+  dcfg, dparams = decoding_layout(model.cfg, params)
+  dmodel, dv = FunASR(dcfg), {"params": dparams}
+  decoder = decoding.model_decoder(dmodel, dv, FunASR.decoder)
+  embed = lambda t: dmodel.apply(dv, t, method=FunASR.embed_tokens)
+  out = decoding.generate(decoder, embed, dcfg.llm, embeds, pads, sampling, rng,
+                          cache_dtype=jnp.dtype(dcfg.llm.dtype))
   return {"tokens": out["tokens"], "lengths": out["lengths"], "done": out["done"]}
 
 

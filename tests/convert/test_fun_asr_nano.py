@@ -144,7 +144,7 @@ def test_hf_greedy_matches_transformers_generate(tmp_path):
                     model.apply(v, *model.apply(v, feats, fp, method=FunASR.encode),
                                 method=FunASR.adapt)[0], method=FunASR.prompt_embeddings)
   out = decoding.generate(
-      lambda e, p, pd, c, i: model.apply(v, e, p, pd, c, i, method=FunASR.decoder),
+      decoding.model_decoder(model, v, FunASR.decoder),
       lambda t: model.apply(v, t, method=FunASR.embed_tokens), cfg.llm, emb,
       jnp.zeros(ids.shape), decoding.SamplingConfig(max_new_tokens=10))
   assert np.asarray(out["tokens"][0]).tolist() == gen
