@@ -31,7 +31,7 @@ from absl import app, flags  # noqa: E402
 
 from fun_asr_jax.convert import fun_asr_nano  # noqa: E402
 from fun_asr_jax.inference.transcribe import transcribe_arrays  # noqa: E402
-from fun_asr_jax.models.fun_asr import FunASR, num_audio_tokens  # noqa: E402
+from fun_asr_jax.models.fun_asr import FunASR, decoding_layout, num_audio_tokens  # noqa: E402
 from fun_asr_jax.text import prompts  # noqa: E402
 from fun_asr_jax.text.tokenizer import Tokenizer  # noqa: E402
 from fun_asr_jax.train import state as state_lib  # noqa: E402
@@ -184,7 +184,9 @@ def main(argv):
                         device="cpu", max_length=_NEW.value)
       from fun_asr_jax import decoding  # pylint: disable=import-outside-toplevel
       sampling = decoding.SamplingConfig(max_new_tokens=_NEW.value, eos_ids=(), pad_id=tok.pad_id)
-      t_ours, out = timed(lambda: transcribe_arrays(cfg, params, tok, [wave],
+      # as inference.asr.FunASR holds them: the LLM's layers unrolled once, at load
+      dcfg, dparams = decoding_layout(cfg, params)
+      t_ours, out = timed(lambda: transcribe_arrays(dcfg, dparams, tok, [wave],
                                                     sampling=sampling), _REPEATS.value)
       t_ref, _ = timed(theirs, _REPEATS.value)
       theirs_ids = [t for t in generated[-1][0].tolist() if t != tok.eos_id][: _NEW.value]

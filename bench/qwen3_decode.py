@@ -73,9 +73,12 @@ def ours(cfg, params, ids, new_tokens):
   model = Qwen3(cfg)
   sampling = decoding.SamplingConfig(max_new_tokens=new_tokens, eos_ids=(), pad_id=0)
 
+  if not cfg.scan_layers:  # unrolled once, as inference.asr.FunASR does at load
+    params = unstack_layers(params, cfg.num_layers)
+
   @jax.jit
   def run(params, ids):
-    v = {"params": params if cfg.scan_layers else unstack_layers(params, cfg.num_layers)}
+    v = {"params": params}
     emb = model.apply(v, ids, method=Qwen3.embed)
     embed = lambda t: model.apply(v, t, method=Qwen3.embed)
     return decoding.generate(decoding.model_decoder(model, v), embed, cfg, emb,

@@ -108,6 +108,9 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
        "expected sft, ctc, bestrq or grpo")
   if c.objective == "grpo":
     grpo_config(c).validate()
+  need(c.model.get("llm", {}).get("scan_layers", True), "model.llm.scan_layers",
+       "False is the decoding layout (fun_asr.decoding_layout); training, checkpoints and "
+       "init_from use the scanned stack")
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")

@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fun_asr_jax import decoding
 from fun_asr_jax.models.llm import LLMConfig, Qwen3, unstack_layers
@@ -45,27 +47,36 @@ def test_last_position_logits_equal_that_row_of_the_full_logits():
   np.testing.assert_allclose(one[:, 0], full[jnp.arange(2), jnp.asarray([4, 2])], atol=1e-6)
 
 
-def test_decoding_layout_decodes_as_the_scanned_stack():
+@pytest.mark.parametrize("variant", ["plain", "lora_remat", "bf16_cache"])
+def test_decoding_layout_decodes_as_the_scanned_stack(variant):
   """Unrolled layers on unstacked weights (what every decoder now runs) against the scanned
   stack: same sampled tokens, same log-probabilities, and the unrolled module's own
-  parameter tree has exactly the unstacked shapes."""
-  model, params, decoder, embed = setup_model()
-  ucfg = dataclasses.replace(CFG, scan_layers=False)
+  parameter tree has exactly the unstacked shapes (LoRA leaves and remat included)."""
+  cfg = dataclasses.replace(CFG, lora_rank=2, remat="full") if variant == "lora_remat" else CFG
+  cache_dtype = jnp.bfloat16 if variant == "bf16_cache" else jnp.float32
+  model = Qwen3(cfg)
+  init = lambda m: flax.linen.meta.unbox(m.init(
+      jax.random.key(0), jnp.zeros((1, 1, 32)), jnp.zeros((1, 1), jnp.int32),
+      jnp.zeros((1, 1))))
+  params = jax.tree.map(lambda x: x * 8 if x.ndim >= 2 else x, init(model))  # sharper
+  params = jax.tree_util.tree_map_with_path(  # LoRA's B starts at zero: make it count
+      lambda path, x: x + 0.5 if "lora_b" in jax.tree_util.keystr(path) else x, params)
+  ucfg = dataclasses.replace(cfg, scan_layers=False)
   umodel = Qwen3(ucfg)
-  uparams = {"params": unstack_layers(params["params"], CFG.num_layers)}
-  fresh = umodel.init(jax.random.key(0), jnp.zeros((1, 1, 32)), jnp.zeros((1, 1), jnp.int32),
-                      jnp.zeros((1, 1)))["params"]
-  assert jax.tree.map(np.shape, __import__("flax").linen.meta.unbox(fresh)) == \
-      jax.tree.map(np.shape, uparams["params"])
+  uparams = {"params": unstack_layers(params["params"], cfg.num_layers)}
+  assert jax.tree.map(np.shape, init(umodel)) == jax.tree.map(np.shape, uparams)
   assert sorted(uparams["params"]) == ["embed_tokens", "layers_0", "layers_1", "norm"]
+  if variant == "lora_remat":
+    assert "lora_a" in uparams["params"]["layers_1"]["q_proj"]
 
   ids = jnp.asarray([[1, 2, 3, 4, 5], [7, 8, 0, 0, 0]])
   pads = jnp.asarray([[0, 0, 0, 0, 0], [0, 0, 1, 1, 1]], jnp.float32)
-  cfg = decoding.SamplingConfig(max_new_tokens=8, temperature=1.0)
-  a = decoding.generate(decoder, embed, CFG, embed(ids), pads, cfg, jax.random.key(7))
-  b = decoding.generate(decoding.model_decoder(umodel, uparams),
-                        lambda t: umodel.apply(uparams, t, method=Qwen3.embed), ucfg,
-                        embed(ids), pads, cfg, jax.random.key(7))
+  embed = lambda t: model.apply(params, t, method=Qwen3.embed)
+  sampling = decoding.SamplingConfig(max_new_tokens=8, temperature=1.0)
+  run = lambda m, v, c: decoding.generate(decoding.model_decoder(m, v), embed, c, embed(ids),
+                                          pads, sampling, jax.random.key(7),
+                                          cache_dtype=cache_dtype)
+  a, b = run(model, params, cfg), run(umodel, uparams, ucfg)
   np.testing.assert_array_equal(a["tokens"], b["tokens"])
   np.testing.assert_allclose(a["logprobs"], b["logprobs"], atol=1e-5)
 

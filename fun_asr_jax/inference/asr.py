@@ -26,7 +26,7 @@ from fun_asr_jax.inference import hotwords as hotwords_lib
 from fun_asr_jax.inference import vad
 from fun_asr_jax.inference.transcribe import (align_tokens, decode_prompts, encode_audio,
                                               postprocess)
-from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
+from fun_asr_jax.models.fun_asr import ModelConfig, decoding_layout, num_audio_tokens
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.normalize import script_of
 
@@ -90,8 +90,10 @@ class FunASR:
                retrieval: hotwords_lib.RetrievalConfig = hotwords_lib.RetrievalConfig()):
     if tokenizer is None:
       raise ValueError("FunASR needs a tokenizer (the checkpoint folder has no tokenizer/)")
-    self.cfg, self.tokenizer, self.retrieval = cfg, tokenizer, retrieval
-    self.params = {k: v for k, v in params.items() if k != "bestrq"}
+    # held in the decoding layout (LLM layers unrolled), so no decode call re-slices them
+    self.cfg, self.params = decoding_layout(
+        cfg, {k: v for k, v in params.items() if k != "bestrq"})
+    self.tokenizer, self.retrieval = tokenizer, retrieval
     # the CTC vocabulary is ours (+ blank) for models trained here; a converted release
     # model's CTC branch uses another tokenizer, so it gives no first-pass text
     ours = -(-(tokenizer.vocab_size + 1) // 32) * 32  # configs.models.resolve_vocab's rule

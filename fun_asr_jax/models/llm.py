@@ -71,7 +71,10 @@ def unstack_layers(params, num_layers: int):
   """Qwen3 params with stacked `layers` -> per-layer `layers_0` ... (`scan_layers=False`).
 
   Inside a jitted decoder this slices each weight once per call instead of once per token.
+  Boxed (logically partitioned) params are unboxed first: a slice has one axis fewer than
+  the names the box carries.
   """
+  params = nn.meta.unbox(params)
   out = {k: v for k, v in params.items() if k != "layers"}
   for i in range(num_layers):
     out[f"layers_{i}"] = jax.tree.map(lambda w, i=i: w[i], params["layers"])
@@ -167,8 +170,9 @@ class Qwen3(nn.Module):
       paddings: `[B, T]`, 1.0 at padded inputs (never attended to).
       cache: optional KV cache (see module doc); the T inputs fill slots index..index+T-1.
       index: int32 scalar, first cache slot written.
-      last: optional `[B]` int32: logits (or hidden states) at this position only, `[B, 1, .]`
-        (a prefill needs one row of a 150k-wide head, not one per prompt token).
+      last: optional `[B]` int32, an index into the T inputs (not a cache slot): logits (or
+        hidden states) at that position only, `[B, 1, .]` (a prefill needs one row of a
+        150k-wide head, not one per prompt token).
 
     Returns:
       `(logits [B, T, V] fp32, new_cache or None)`, or hidden states instead of logits.

@@ -8,7 +8,7 @@ from fun_asr_jax import decoding
 from fun_asr_jax.inference import rescore as rescore_lib
 from fun_asr_jax.inference.transcribe import _generate, encode_audio, postprocess
 from fun_asr_jax.models import ctc as ctc_lib
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, decoding_layout
 from fun_asr_jax.train.metrics import error_rates
 
 
@@ -59,6 +59,8 @@ def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "
 def evaluate(cfg: ModelConfig, params, tokenizer, pipeline, path: str = "llm",
              max_new_tokens: int = 64, max_batches: int = 0, ctc_weight: float = 1.0) -> dict:
   """Decodes every batch (or `max_batches`) and scores; returns metrics and rows."""
+  if path != "ctc":  # unroll the LLM's layers once for the whole pass, not once per batch
+    cfg, params = decoding_layout(cfg, params)
   rows = []
   for i, batch in enumerate(pipeline):
     if max_batches and i >= max_batches:

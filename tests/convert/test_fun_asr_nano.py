@@ -10,7 +10,7 @@ from fun_asr_jax import decoding
 from fun_asr_jax.convert import fun_asr_nano
 from fun_asr_jax.convert.tensors import CheckpointMismatchError
 from fun_asr_jax.inference.transcribe import transcribe_arrays
-from fun_asr_jax.models.fun_asr import FunASR, num_audio_tokens
+from fun_asr_jax.models.fun_asr import FunASR, decoding_layout, num_audio_tokens
 from fun_asr_jax.text import prompts
 from fun_asr_jax.text.tokenizer import Tokenizer
 from tests.convert import funasr_reference as ref_lib
@@ -128,6 +128,7 @@ def test_hf_greedy_matches_transformers_generate(tmp_path):
   folder = str(tmp_path / "hf")
   ref = ref_lib.build_hf_fun_asr_nano(folder, audio_token_id=199)
   cfg, params, _ = fun_asr_nano.load_hf(folder)
+  cfg, params = decoding_layout(cfg, params)  # what every decoder runs: LLM layers unrolled
   model, v = FunASR(cfg), {"params": params}
   wave = ref_lib.test_waveforms(seed=2, seconds=(1.1,))[0]
   feats, fp = model.apply(v, wave[None], np.array([len(wave)]), method=FunASR.features)
