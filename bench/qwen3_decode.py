@@ -10,7 +10,6 @@ decode every token), with its KV cache; medians of --repeats timed runs after a 
 of rows whose generated tokens are identical.
 """
 
-import dataclasses
 import os
 import statistics
 import sys
@@ -27,7 +26,7 @@ from absl import app, flags  # noqa: E402
 
 from fun_asr_jax import decoding  # noqa: E402
 from fun_asr_jax.convert import hf_qwen3  # noqa: E402
-from fun_asr_jax.models.llm import Qwen3, unstack_layers  # noqa: E402
+from fun_asr_jax.models.llm import Qwen3, decoding_layout  # noqa: E402
 
 GEOMETRY = {  # hidden, layers, heads, kv heads, head dim, mlp, vocab
     "tiny": (64, 2, 4, 2, 16, 128, 512),
@@ -69,12 +68,10 @@ def timed(fn, repeats: int):
 
 
 def ours(cfg, params, ids, new_tokens):
-  cfg = dataclasses.replace(cfg, scan_layers=_SCAN.value)  # False: the decoding layout
+  if not _SCAN.value:  # unrolled once, as inference.asr.FunASR does at load
+    cfg, params = decoding_layout(cfg, params)
   model = Qwen3(cfg)
   sampling = decoding.SamplingConfig(max_new_tokens=new_tokens, eos_ids=(), pad_id=0)
-
-  if not cfg.scan_layers:  # unrolled once, as inference.asr.FunASR does at load
-    params = unstack_layers(params, cfg.num_layers)
 
   @jax.jit
   def run(params, ids):

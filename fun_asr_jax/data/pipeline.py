@@ -24,6 +24,7 @@ from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.data import augment as aug
 from fun_asr_jax.data import build, schema
 from fun_asr_jax.data.bucketing import Buckets, GroupedBatches, pad_to
+from fun_asr_jax.inference import hotwords as hotwords_lib
 from fun_asr_jax.models.fun_asr import ModelConfig, num_audio_tokens
 from fun_asr_jax.text import prompts
 
@@ -47,6 +48,9 @@ class PipelineConfig:
   include_targets: bool = True  # False: prompt-only layouts for decoding (eval)
   max_hotwords: int = 0  # >0: hotword_tokens [B, K, H] for in-graph keyword rewards
   hotword_tokens: int = 16  # H
+  # >0: prompt_hotword_ids [B, P, H], the token sequences (inference.hotwords.bias_table) of
+  # the hotwords the prompt lists, distractors included, for hinted GRPO rollouts
+  prompt_hotword_entries: int = 0  # P
 
 
 @dataclasses.dataclass
@@ -238,7 +242,7 @@ class Pipeline:
             "target_mask": lay.target_mask, "ctc_labels": np.asarray(
                 self.tokenizer.encode(text), np.int32), "bucket": bucket,
             "id": u.id, "text": text, "lang": u.lang, "kind": kind,
-            "hotwords": list(u.hotwords)}
+            "hotwords": list(u.hotwords), "prompt_hotwords": hotwords}
 
   # -- per batch ------------------------------------------------------------------------
   def _collate(self, examples: list[dict]) -> dict:
@@ -268,17 +272,23 @@ class Pipeline:
     }
 
   def _hotword_arrays(self, examples: list[dict]) -> dict:
-    """The utterances' own hotwords as token ids `[B, K, H]` and lengths `[B, K]`."""
+    """The utterances' own hotwords as token ids `[B, K, H]` and lengths `[B, K]`; the
+    prompts' lists as bias tables `[B, P, H]`."""
     k, h = self.cfg.max_hotwords, self.cfg.hotword_tokens
+    out = {}
+    if self.cfg.prompt_hotword_entries > 0:
+      out["prompt_hotword_ids"] = hotwords_lib.bias_table(
+          self.tokenizer, [e["prompt_hotwords"] for e in examples], h,
+          self.cfg.prompt_hotword_entries)
     if k <= 0:
-      return {}
+      return out
     ids = np.zeros((len(examples), k, h), np.int32)
     lengths = np.zeros((len(examples), k), np.int32)
     for i, e in enumerate(examples):
       for j, word in enumerate(e["hotwords"][:k]):
         t = self.tokenizer.encode(word)[:h]
         ids[i, j, : len(t)], lengths[i, j] = t, len(t)
-    return {"hotword_tokens": ids, "hotword_lengths": lengths}
+    return dict(out, hotword_tokens=ids, hotword_lengths=lengths)
 
 
 # Batch fields whose second axis is the bucket's text length (the waveform's is its samples).

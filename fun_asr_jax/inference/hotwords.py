@@ -141,6 +141,9 @@ class HotwordIndex:
     return [(self.words[cand[j]], float(score[j])) for j in order[: self.cfg.top_k]]
 
 
+MAX_VARIANTS = 3  # token_variants: alone, after a space, after a CJK character
+
+
 def token_variants(tokenizer, word: str) -> list[list[int]]:
   """The token sequences `word` takes inside a transcript: as encoded alone, after a space
   (Latin words) and glued to a preceding character (CJK), whichever differ. A context
@@ -161,16 +164,22 @@ def token_variants(tokenizer, word: str) -> list[list[int]]:
   return unique
 
 
-def bias_table(tokenizer, rows: list[list[str]], max_tokens: int = 16):
-  """Per-row hotword token sequences for biased decoding -> `[B, H, L]` int32 (-1 padding;
-  H a multiple of 8, so few shapes compile), or None when no row has a hotword. Entries
+def bias_table(tokenizer, rows: list[list[str]], max_tokens: int = 16,
+               entries: int | None = None):
+  """Per-row hotword token sequences for biased decoding -> `[B, H, L]` int32 (-1 padding).
+
+  By default H is the longest row's count rounded up to a multiple of 8 (so few shapes
+  compile), and None comes back when no row has a hotword; with `entries` H is fixed
+  (a jitted training step needs one shape) and sequences past it are dropped. Entries
   longer than `max_tokens` tokens are cut."""
   seqs = [[v[:max_tokens] for w in row for v in token_variants(tokenizer, w)] for row in rows]
   h = max((len(s) for s in seqs), default=0)
-  if h == 0:
-    return None
-  table = np.full((len(rows), -(-h // 8) * 8, max_tokens), -1, np.int32)
+  if entries is None:
+    if h == 0:
+      return None
+    entries = -(-h // 8) * 8
+  table = np.full((len(rows), entries, max_tokens), -1, np.int32)
   for i, row in enumerate(seqs):
-    for j, ids in enumerate(row):
+    for j, ids in enumerate(row[:entries]):
       table[i, j, : len(ids)] = ids
   return table

@@ -222,8 +222,8 @@ def decoding_layout(cfg: ModelConfig, params):
   """
   if not cfg.llm.scan_layers:
     return cfg, params
-  cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, scan_layers=False))
-  return cfg, dict(params, llm=llm_lib.unstack_layers(params["llm"], cfg.llm.num_layers))
+  llm_cfg, llm_params = llm_lib.decoding_layout(cfg.llm, params["llm"])
+  return dataclasses.replace(cfg, llm=llm_cfg), dict(params, llm=llm_params)
 
 
 def init_params(cfg: ModelConfig, rng, batch_size: int = 1, seconds: float = 1.0):

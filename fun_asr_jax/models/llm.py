@@ -81,6 +81,13 @@ def unstack_layers(params, num_layers: int):
   return out
 
 
+def decoding_layout(cfg: LLMConfig, params):
+  """(cfg, params) -> the unrolled layout decoders use (`scan_layers=False`); a no-op on it."""
+  if not cfg.scan_layers:
+    return cfg, params
+  return dataclasses.replace(cfg, scan_layers=False), unstack_layers(params, cfg.num_layers)
+
+
 class Qwen3Layer(nn.Module):
   cfg: LLMConfig
 

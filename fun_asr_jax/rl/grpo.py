@@ -9,8 +9,13 @@
 reference policy. With `guide` > 0 that share of groups has its last sample replaced by
 the reference transcript: a group whose G samples all hallucinate on noise (a confident
 model's usual case) has equal rewards and no advantage, but with the right answer among
-them it has both (the empty answer on noise, the transcript on speech). Metrics count the
-sampled responses only. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
+them it has both (the empty answer on noise, the transcript on speech). With `hotword_bonus`
+> 0 the second half of each group whose prompt lists hotwords is sampled with that bonus on
+the next token of each listed hotword (the decoder's contextual biasing): a model that does
+not yet copy names from its prompt then writes them in some samples, and the keyword and
+accuracy rewards teach the unbiased policy to do so (or, for distractors, not to). Both hints
+make off-policy samples; the loss treats them as the policy's (ρ from the policy's own
+log-probs), and metrics count the policy's own samples only. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
 first update. Responses include the end token when one was sampled, so stopping (what
 silences hallucinations on noise) is itself rewarded.
 """
@@ -40,6 +45,7 @@ class GRPOConfig:
   aggregation: str = "sequence"  # sequence: mean over sequences of token means | token
   num_updates: int = 1  # optimizer updates per rollout batch
   guide: float = 0.0  # share of groups whose last sample is the reference transcript
+  hotword_bonus: float = 0.0  # nats on the prompt's hotwords in half of each group; 0 = off
   reward: rewards_lib.RewardConfig = rewards_lib.RewardConfig()
 
   def validate(self, prefix: str = "rl"):
@@ -57,6 +63,7 @@ class GRPOConfig:
     need(self.aggregation in ("sequence", "token"), "aggregation", "expected sequence or token")
     need(self.num_updates >= 1, "num_updates", "must be >= 1")
     need(0.0 <= self.guide <= 1.0, "guide", "a share of groups: must be in [0, 1]")
+    need(self.hotword_bonus >= 0, "hotword_bonus", "a bonus in nats: must be >= 0 (0 = off)")
     self.reward.validate(f"{prefix}.reward")
 
 
@@ -120,29 +127,43 @@ def prompt_only(batch):
   return batch["tokens"], batch["audio_mask"] & (pads < 0.5), pads
 
 
+def hinted_samples(prompt_hotword_ids, group_size: int):
+  """`[B·G]`: the samples drawn with the hotword bonus: those at group index >= G // 2 of
+  each utterance whose prompt lists a hotword (`prompt_hotword_ids [B, P, H]`, -1 padding)."""
+  listed = jnp.any(prompt_hotword_ids >= 0, axis=(1, 2))  # [B]
+  half = jnp.arange(group_size) >= group_size // 2  # [G]
+  return (listed[:, None] & half[None]).reshape(-1)
+
+
 def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad_id: int,
             encoded=None):
   """G sampled responses per utterance; the audio is encoded once and shared by its group.
 
   Returns:
-    dict: `tokens [B·G, N]` (end token excluded, pad after), `lengths`, `done [B·G]`.
+    dict: `tokens [B·G, N]` (end token excluded, pad after), `lengths`, `done [B·G]`,
+    `hinted [B·G]` (samples drawn with `cfg.hotword_bonus`).
   """
-  v = {"params": params}
   g = cfg.group_size
-  audio = audio_embeddings(model, params, batch, encoded)  # [B, Ta, D]
+  dcfg, dparams = decoding_layout(model.cfg, params)  # the LLM unrolled: one weight copy
+  dmodel, dv = FunASR(dcfg), {"params": dparams}
+  audio = audio_embeddings(dmodel, dparams, batch, encoded)  # [B, Ta, D]
   tokens, audio_mask, pads = prompt_only(batch)
-  embeds = model.apply(v, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
+  embeds = dmodel.apply(dv, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
   embeds, pads = jnp.repeat(embeds, g, axis=0), jnp.repeat(pads, g, axis=0)  # [B·G, S, ...]
   sampling = decoding.SamplingConfig(
       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
-      top_p=cfg.top_p, eos_ids=(eos_id,), pad_id=pad_id)
-  dcfg, dparams = decoding_layout(model.cfg, params)
-  dmodel, dv = FunASR(dcfg), {"params": dparams}
+      top_p=cfg.top_p, eos_ids=(eos_id,), pad_id=pad_id, hotword_bonus=cfg.hotword_bonus)
+  hinted, bias = jnp.zeros(pads.shape[:1], bool), None
+  if cfg.hotword_bonus > 0 and "prompt_hotword_ids" in batch:
+    hinted = hinted_samples(batch["prompt_hotword_ids"], g)
+    bias = jnp.where(hinted[:, None, None],
+                     jnp.repeat(batch["prompt_hotword_ids"], g, axis=0), -1)  # [B·G, P, H]
   decoder = decoding.model_decoder(dmodel, dv, FunASR.decoder)
   embed = lambda t: dmodel.apply(dv, t, method=FunASR.embed_tokens)
   out = decoding.generate(decoder, embed, dcfg.llm, embeds, pads, sampling, rng,
-                          cache_dtype=jnp.dtype(dcfg.llm.dtype))
-  return {"tokens": out["tokens"], "lengths": out["lengths"], "done": out["done"]}
+                          cache_dtype=jnp.dtype(dcfg.llm.dtype), bias_tokens=bias)
+  return {"tokens": out["tokens"], "lengths": out["lengths"], "done": out["done"],
+          "hinted": hinted}
 
 
 def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
@@ -161,9 +182,11 @@ def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
   pick = (jax.random.uniform(rng, (b,)) < cfg.guide) & (ref_len < n)  # [B]
   guided = jnp.zeros((b, g), bool).at[:, g - 1].set(pick).reshape(-1)  # [B·G]
   rep = lambda x: jnp.repeat(x, g, axis=0)
-  return {"tokens": jnp.where(guided[:, None], rep(ref), ro["tokens"]),
-          "lengths": jnp.where(guided, rep(ref_len), ro["lengths"]),
-          "done": ro["done"] | guided}, guided
+  out = dict(ro, tokens=jnp.where(guided[:, None], rep(ref), ro["tokens"]),
+             lengths=jnp.where(guided, rep(ref_len), ro["lengths"]), done=ro["done"] | guided)
+  if "hinted" in ro:
+    out["hinted"] = ro["hinted"] & ~guided
+  return out, guided
 
 
 def response_layout(ro, eos_id: int):
@@ -271,7 +294,8 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                                          length=cfg.num_updates)
   ms = jax.tree.map(lambda x: x[-1], ms)
   consecutive, total = state_lib.nonfinite_counts(opt_state)
-  sampled = 1.0 - guided.astype(jnp.float32)  # metrics describe the policy's own samples
+  # metrics describe the policy's own samples
+  sampled = 1.0 - (guided | ro["hinted"]).astype(jnp.float32)
   mean = lambda x: jnp.sum(x.astype(jnp.float32) * sampled) / jnp.maximum(sampled.sum(), 1)
   total_of = lambda x: jnp.sum(x.astype(jnp.float32) * sampled)
   metrics = dict(ms, lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
@@ -286,7 +310,11 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                      total_of(terms["silent_ref"]), 1),
                  unit_error_rate=total_of(terms["errors"]) / jnp.maximum(
                      total_of(terms["ref_units"]), 1),
-                 guided=jnp.mean(guided.astype(jnp.float32)))
+                 guided=jnp.mean(guided.astype(jnp.float32)),
+                 hinted=jnp.mean(ro["hinted"].astype(jnp.float32)),
+                 # does the hint work: keyword reward of the hinted samples (0 without any)
+                 reward_keywords_hinted=jnp.sum(terms["keywords"] * ro["hinted"]) / jnp.maximum(
+                     jnp.sum(ro["hinted"]), 1))
   ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                        ema=ema), metrics

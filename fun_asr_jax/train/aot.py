@@ -101,6 +101,9 @@ def abstract_batch(cfg, mc: ModelConfig, batch_size: int, seconds: float,
   if cfg.objective == "grpo" and cfg.rl.max_hotwords > 0:
     k, h = cfg.rl.max_hotwords, PipelineConfig().hotword_tokens
     out.update(hotword_tokens=spec((b, k, h), "int32"), hotword_lengths=spec((b, k), "int32"))
+  if loop.prompt_hotword_entries(cfg):
+    out["prompt_hotword_ids"] = spec(
+        (b, loop.prompt_hotword_entries(cfg), PipelineConfig().hotword_tokens), "int32")
   return out
 
 

@@ -29,6 +29,7 @@ from fun_asr_jax.data import manifest as manifest_lib
 from fun_asr_jax.data.bucketing import Buckets
 from fun_asr_jax.data.pipeline import (Pipeline, PipelineConfig, bucket_shape, parse_mixture,
                                        repad)
+from fun_asr_jax.inference import hotwords as hotwords_lib
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import llm_init
 from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, dummy_batch
@@ -108,7 +109,17 @@ def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
       language_prompt_prob=d.language_prompt_prob if train else 0.0,
       num_threads=d.num_threads, drop_remainder=train, include_targets=train,
       group_window=d.group_window,
-      max_hotwords=cfg.rl.max_hotwords if train and cfg.objective == "grpo" else 0)
+      max_hotwords=cfg.rl.max_hotwords if train and cfg.objective == "grpo" else 0,
+      prompt_hotword_entries=prompt_hotword_entries(cfg) if train else 0)
+
+
+def prompt_hotword_entries(cfg) -> int:
+  """Rows of the prompt-hotword bias table hinted GRPO rollouts need (0 when off): every
+  token variant of the utterance's hotwords and its distractors, a multiple of 8."""
+  if cfg.objective != "grpo" or not cfg.rl.hotword_bonus:
+    return 0
+  words = cfg.rl.max_hotwords + cfg.data.num_distractors + 1
+  return -(-hotwords_lib.MAX_VARIANTS * words // 8) * 8
 
 
 _LAST_VALUE_METRICS = ("lr", "nonfinite_consecutive", "nonfinite_total")

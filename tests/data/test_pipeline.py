@@ -152,6 +152,20 @@ def test_prompt_hotword_lists(corpus, tmp_path, negative):
   assert with_own and without
 
 
+def test_prompt_hotword_ids_hold_each_prompts_list(corpus, tmp_path):
+  """The bias table GRPO's hinted rollouts use is the list the prompt text carries."""
+  it = iter(pipe(corpus["shards"], tmp_path, hotword_prompt_prob=1.0, num_distractors=1,
+                 prompt_hotword_entries=16))
+  seen = 0
+  for b in take(it, 20):
+    assert b["prompt_hotword_ids"].shape == (4, 16, 16)
+    for ids, listed in zip(b["prompt_hotword_ids"], _prompt_lists(b)):
+      words = {TOK.decode(e[e >= 0].tolist()).strip() for e in ids if (e >= 0).any()}
+      assert words == set(listed)
+      seen += bool(listed)
+  assert seen
+
+
 def test_manifest_is_built_on_first_use_and_cached(corpus, tmp_path):
   p = pipe(corpus["test"], tmp_path)
   next(iter(p))

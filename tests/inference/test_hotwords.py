@@ -137,3 +137,14 @@ def test_bias_table_pads_rows_and_lists():
   assert (table[1] == -1).all()
   assert table[0, 0].tolist() == tok.encode("Calloway")[:6]
   assert hw.bias_table(tok, [[], []]) is None
+
+
+def test_bias_table_with_a_fixed_number_of_entries():
+  from fun_asr_jax.text.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  tok = Tokenizer.byte_level()
+  variants = [v[:6] for w in ("Calloway", "龚霁川") for v in hw.token_variants(tok, w)]
+  full = hw.bias_table(tok, [[], ["Calloway", "龚霁川"]], max_tokens=6, entries=4)
+  assert full.shape == (2, 4, 6) and (full[0] == -1).all()  # an array even when empty
+  assert [r[r >= 0].tolist() for r in full[1] if (r >= 0).any()] == variants
+  cut = hw.bias_table(tok, [[], ["Calloway", "龚霁川"]], max_tokens=6, entries=1)
+  assert cut.shape == (2, 1, 6) and cut[1, 0].tolist() == variants[0]

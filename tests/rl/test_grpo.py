@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from configs import models
+from fun_asr_jax.inference import hotwords
 from fun_asr_jax.models.fun_asr import FunASR, init_params, num_audio_tokens
 from fun_asr_jax.rl import grpo, rewards, units
 from fun_asr_jax.text import prompts
@@ -246,3 +247,34 @@ def test_short_grpo_run_raises_the_reward_of_a_toy_task(setup):
     history.append(float(m["reward"]))
   first, last = np.mean(history[:8]), np.mean(history[-8:])
   assert last > first + 0.15, history  # measured: -0.27 -> -0.05
+
+
+def test_hinted_samples_write_the_prompt_hotword_and_leave_the_others_alone(setup):
+  """With `hotword_bonus` the second half of each group whose prompt lists a hotword is
+  sampled with the decoder's biasing: a bonus no logit can match makes those samples start
+  with the hotword; every other sample is exactly what the plain rollout draws."""
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  table = hotwords.bias_table(TOK, [["Calloway"], []], 16, entries=8)
+  hb = dict(batch, prompt_hotword_ids=jnp.asarray(table))
+  plain = grpo.GRPOConfig(group_size=4, max_new_tokens=10)
+  roll = lambda c: grpo.rollout(model, params, hb, jax.random.key(1), c, TOK.eos_id,
+                                TOK.pad_id)
+  a, b = roll(plain), roll(dataclasses.replace(plain, hotword_bonus=1e4))
+  hinted = np.array([0, 0, 1, 1, 0, 0, 0, 0], bool)  # row 1's prompt lists nothing
+  np.testing.assert_array_equal(b["hinted"], hinted)
+  assert not np.asarray(a["hinted"]).any()
+  np.testing.assert_array_equal(np.asarray(a["tokens"])[~hinted], np.asarray(b["tokens"])[~hinted])
+  for row in np.flatnonzero(hinted):
+    assert TOK.decode(np.asarray(b["tokens"][row])).startswith("Calloway")
+  # in a step, the hinted samples are counted apart from the policy's own
+  tx = optax.apply_if_finite(optax.sgd(1e-2), 10)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  gcfg = dataclasses.replace(plain, hotword_bonus=1e4, beta=0.0)
+  _, m = jax.jit(lambda s: grpo.train_step(
+      s, None, hb, units.build_tables(TOK).as_arrays(), model=model, cfg=gcfg, tx=tx,
+      lr_fn=lambda _: 1e-2, eos_id=TOK.eos_id, pad_id=TOK.pad_id))(state)
+  assert float(m["hinted"]) == 0.25 and np.isfinite(float(m["loss"]))
+  with pytest.raises(ValueError, match="rl.hotword_bonus"):
+    grpo.GRPOConfig(hotword_bonus=-1.0).validate()
