@@ -58,11 +58,18 @@ class Stats:
   """Counters the training loop reports (thread-safe)."""
   corrupt: int = 0
   too_long: int = 0
+  skipped_in_a_row: int = 0  # skips since the last kept example (one that never ends: an error)
   _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
-  def bump(self, name: str):
+  def bump(self, name: str) -> int:
+    """Counts a skipped example; returns the skips since the last kept one."""
     with self._lock:
       setattr(self, name, getattr(self, name) + 1)
+      self.skipped_in_a_row += 1
+      return self.skipped_in_a_row
+
+  def kept(self):
+    self.skipped_in_a_row = 0
 
   def __getstate__(self):  # worker processes get their own counters (and lock)
     return {"corrupt": self.corrupt, "too_long": self.too_long}
@@ -159,12 +166,13 @@ class Pipeline:
     self.stats = Stats()
     self.bank = aug.NoiseBank(noise_manifest) if cfg.augment.enabled and noise_manifest \
         else None
-    parts, weights = [], []
+    parts, weights, self._num_records = [], [], 0
     for path, weight in parse_mixture(spec):
       ds = open_source(resolve(path, cache_dir))
       if len(ds) < process_count:
         raise ValueError(f"{path}: {len(ds)} records cannot be split over {process_count} hosts")
       ds = ds[process_index::process_count]
+      self._num_records += len(ds)
       if cfg.shuffle:
         ds = ds.shuffle(seed=cfg.seed)
       if cfg.repeat:
@@ -173,6 +181,7 @@ class Pipeline:
       weights.append(weight)
     ds = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights)
     self._hotword_pool = self._collect_hotwords(parts)
+    self._spec = spec
     ds = ds.map_with_index(lambda i, raw: (i, raw))
     ds = ds.random_map(self._example, seed=cfg.seed)
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=cfg.num_threads,
@@ -213,12 +222,22 @@ class Pipeline:
     rng.shuffle(hotwords)
     return hotwords
 
+  def _skipped(self, reason: str):
+    """Counts a skipped example; a whole pass of the data skipped in a row is an error (a
+    repeating pipeline would otherwise look for a usable example forever)."""
+    if self.stats.bump(reason) > max(self._num_records, 1):
+      b = self.cfg.buckets
+      raise ValueError(
+          f"{self._spec}: {self.stats.skipped_in_a_row} examples in a row skipped (too long "
+          f"for the largest bucket, {b.seconds[-1]} s / {b.tokens[-1]} tokens, or corrupt; "
+          f"{self.stats}): raise config.data.bucket_seconds / bucket_tokens or check the data")
+
   def _example(self, item, rng: np.random.Generator):
     index, raw = item
     try:
       u = raw if isinstance(raw, schema.Utterance) else schema.decode(raw)
     except schema.RecordError as e:
-      self.stats.bump("corrupt")
+      self._skipped("corrupt")
       logging.warning("skipping corrupt record #%d: %s", index, e)
       return None
     cfg = self.cfg
@@ -234,10 +253,11 @@ class Pipeline:
                          target=text if cfg.include_targets else None)
     bucket = cfg.buckets.index(len(x), len(lay.tokens))
     if bucket < 0:
-      self.stats.bump("too_long")
+      self._skipped("too_long")
       logging.warning("skipping %s: %.1f s / %d tokens exceed the largest bucket", u.id,
                       len(x) / 16000, len(lay.tokens))
       return None
+    self.stats.kept()
     return {"waveform": x, "tokens": lay.tokens, "audio_mask": lay.audio_mask,
             "target_mask": lay.target_mask, "ctc_labels": np.asarray(
                 self.tokenizer.encode(text), np.int32), "bucket": bucket,

@@ -206,6 +206,13 @@ def test_corrupt_record_is_skipped_and_counted(corpus, tmp_path):
   assert n == total - 1 and p.stats.corrupt == 1
 
 
+def test_a_pass_with_nothing_that_fits_is_an_error_not_a_hang(corpus, tmp_path):
+  """Every example longer than the largest bucket: a repeating pipeline would skip forever."""
+  it = iter(pipe(corpus["shards"], tmp_path, buckets=Buckets(seconds=(0.5,), tokens=(256,))))
+  with pytest.raises(ValueError, match="in a row skipped.*bucket_seconds / bucket_tokens"):
+    next(it)
+
+
 def test_missing_shard_is_an_error_at_start(corpus, tmp_path):
   folder = tmp_path / "missing"
   shutil.copytree(corpus["shards"], folder)

@@ -31,13 +31,17 @@ def grpo_run_config(corpus, init_from, steps, **overrides):
 
 
 def test_grpo_stage_resumes_exactly_and_keeps_the_encoder(corpus, tmp_path):
+  """(With hinted rollouts: the prompt's hotword table comes through the pipeline too.)"""
   sft = str(tmp_path / "sft")
   loop.train(tiny_config(corpus, steps=2), sft)
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  loop.train(grpo_run_config(corpus, sft, 4), straight)
-  first = loop.train(grpo_run_config(corpus, sft, 4, **{"train.stop_after_steps": 2}), resumed)
+  hint = {"rl.hotword_bonus": 5.0, "data.hotword_prompt_prob": 1.0,
+          "data.distractor_prompt_prob": 1.0, "data.bucket_tokens": (384,)}  # room for lists
+  loop.train(grpo_run_config(corpus, sft, 4, **hint), straight)
+  first = loop.train(grpo_run_config(corpus, sft, 4, **hint, **{"train.stop_after_steps": 2}),
+                     resumed)
   assert first["step"] == 2
-  loop.train(grpo_run_config(corpus, sft, 4), resumed)
+  loop.train(grpo_run_config(corpus, sft, 4, **hint), resumed)
   a, _ = checkpoint.restore_params(straight)
   b, _ = checkpoint.restore_params(resumed)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -50,8 +54,10 @@ def test_grpo_stage_resumes_exactly_and_keeps_the_encoder(corpus, tmp_path):
   rows = [json.loads(l) for l in open(os.path.join(straight, "metrics.jsonl"))
           if '"train"' in l]
   for key in ("reward", "reward_accuracy", "reward_keywords", "reward_hallucination",
-              "reward_language", "kl", "clip_fraction", "entropy", "response_length"):
+              "reward_language", "kl", "clip_fraction", "entropy", "response_length",
+              "reward_keywords_hinted"):
     assert all(np.isfinite(r[key]) for r in rows), key
+  assert all(r["hinted"] > 0 for r in rows)  # every prompt lists names
 
 
 def test_group_size_one_is_rejected_naming_the_field(corpus, tmp_path):
