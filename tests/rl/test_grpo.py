@@ -278,3 +278,47 @@ def test_hinted_samples_write_the_prompt_hotword_and_leave_the_others_alone(setu
   assert float(m["hinted"]) == 0.25 and np.isfinite(float(m["loss"]))
   with pytest.raises(ValueError, match="rl.hotword_bonus"):
     grpo.GRPOConfig(hotword_bonus=-1.0).validate()
+
+
+@pytest.mark.parametrize("bonus", [0.0, 1e4])
+def test_hinted_rollouts_teach_a_word_plain_sampling_never_finds(setup, bonus):
+  """Reward = keyword recall of "ok" (listed in the prompt). A random byte-level policy
+  writes "ok" in two tokens about once in 70,000 samples, so plain GRPO sees no reward and
+  learns nothing; with hinted rollouts half of each group writes it, and the policy's own
+  (unhinted) samples learn to."""
+  cfg, params, _ = setup
+  model = FunASR(cfg)
+  layouts = [prompts.layout(TOK, num_audio_tokens(cfg, 16000),
+                            prompts.task_prompt(hotwords=["ok"]), "ok")] * 2
+  batch = prompts.collate(layouts, TOK.pad_id)
+  label = TOK.encode("ok")
+  waves = np.random.default_rng(0).normal(0, 0.1, (2, 16000)).astype(np.float32)
+  batch.update(waveform=waves, wave_lengths=np.full(2, 16000, np.int32),
+               ctc_labels=np.array([label] * 2, np.int32),
+               ctc_label_paddings=np.zeros((2, len(label)), np.float32),
+               is_noise=np.zeros(2, bool),
+               hotword_tokens=np.array([[label]] * 2, np.int32),
+               hotword_lengths=np.full((2, 1), len(label), np.int32),
+               prompt_hotword_ids=hotwords.bias_table(TOK, [["ok"]] * 2, 4, entries=8))
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  gcfg = grpo.GRPOConfig(group_size=8, max_new_tokens=2, beta=0.0, hotword_bonus=bonus,
+                         reward=rewards.RewardConfig(accuracy=0.0, keywords=1.0,
+                                                     hallucination=0.0, language=0.0))
+  tx = optax.apply_if_finite(optax.adam(1e-2), 10)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  tables = units.build_tables(TOK).as_arrays()
+  step = jax.jit(lambda s: grpo.train_step(s, None, batch, tables, model=model, cfg=gcfg,
+                                           tx=tx, lr_fn=lambda _: 1e-2, eos_id=TOK.eos_id,
+                                           pad_id=TOK.pad_id))
+  # R2 = (recall + precision) / 2: 1 where a sample writes "ok", 0.5 (recall 0, precision
+  # vacuously 1) where it does not; so 2 R2 - 1 is the share of samples that write it
+  own = []  # ... among the policy's own samples
+  for _ in range(30):
+    state, m = step(state)
+    own.append(2 * float(m["reward_keywords"]) - 1)
+  if bonus:
+    assert float(m["reward_keywords_hinted"]) == 1.0  # the hint writes exactly "ok"
+    assert np.mean(own[-5:]) > 0.5, own  # measured: 0 for 9 steps, then 0.9-1 from step 20
+  else:
+    assert max(own) == 0.0, own
