@@ -15,9 +15,9 @@ the next token of each listed hotword (the decoder's contextual biasing): a mode
 not yet copy names from its prompt then writes them in some samples, and the keyword and
 accuracy rewards teach the unbiased policy to do so (or, for distractors, not to). Both hints
 make off-policy samples; the loss treats them as the policy's (ρ from the policy's own
-log-probs), and metrics count the policy's own samples only. Rollouts run deterministically (no dropout) so ρ is exactly 1 on the
-first update. Responses include the end token when one was sampled, so stopping (what
-silences hallucinations on noise) is itself rewarded.
+log-probs), and metrics count the policy's own samples only. Rollouts run deterministically
+(no dropout) so ρ is exactly 1 on the first update. Responses include the end token when one
+was sampled, so stopping (what silences hallucinations on noise) is itself rewarded.
 """
 
 import dataclasses

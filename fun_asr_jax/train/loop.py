@@ -116,7 +116,7 @@ def pipeline_config(cfg, train: bool, batch_size: int) -> PipelineConfig:
 def prompt_hotword_entries(cfg) -> int:
   """Rows of the prompt-hotword bias table hinted GRPO rollouts need (0 when off): every
   token variant of the utterance's hotwords and its distractors, a multiple of 8."""
-  if cfg.objective != "grpo" or not cfg.rl.hotword_bonus:
+  if cfg.objective != "grpo" or not cfg.rl.get("hotword_bonus", 0.0):
     return 0
   words = cfg.rl.max_hotwords + cfg.data.num_distractors + 1
   return -(-hotwords_lib.MAX_VARIANTS * words // 8) * 8
