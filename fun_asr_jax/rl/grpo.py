@@ -312,9 +312,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                      total_of(terms["ref_units"]), 1),
                  guided=jnp.mean(guided.astype(jnp.float32)),
                  hinted=jnp.mean(ro["hinted"].astype(jnp.float32)),
-                 # does the hint work: keyword reward of the hinted samples (0 without any)
-                 reward_keywords_hinted=jnp.sum(terms["keywords"] * ro["hinted"]) / jnp.maximum(
-                     jnp.sum(ro["hinted"]), 1))
+                 # does the hint work: the utterances' hotwords the hinted samples wrote (a
+                 # count, so that averages over a log interval stay ratios of totals)
+                 hinted_keyword_hits=jnp.sum(terms["keyword_hits"] * ro["hinted"]))
   ema = state_lib.update_ema(state.ema, params, ema_decay, state.step, trainable)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                        ema=ema), metrics

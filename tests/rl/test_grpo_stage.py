@@ -55,7 +55,7 @@ def test_grpo_stage_resumes_exactly_and_keeps_the_encoder(corpus, tmp_path):
           if '"train"' in l]
   for key in ("reward", "reward_accuracy", "reward_keywords", "reward_hallucination",
               "reward_language", "kl", "clip_fraction", "entropy", "response_length",
-              "reward_keywords_hinted"):
+              "hinted_keyword_hits"):
     assert all(np.isfinite(r[key]) for r in rows), key
   assert all(r["hinted"] > 0 for r in rows)  # every prompt lists names
 
