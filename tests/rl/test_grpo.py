@@ -227,6 +227,18 @@ def test_guided_groups_get_the_reference_and_an_advantage():
   assert not np.asarray(none).any()
 
 
+def adam_run(model, params, batch, gcfg, lr):
+  """A jitted GRPO step on a fixed batch (no reference policy) and its Adam start state."""
+  tx = optax.apply_if_finite(optax.adam(lr), 10)
+  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                               rng=jax.random.key(0))
+  tables = units.build_tables(TOK).as_arrays()
+  step = jax.jit(lambda s: grpo.train_step(s, None, batch, tables, model=model, cfg=gcfg,
+                                           tx=tx, lr_fn=lambda _: lr, eos_id=TOK.eos_id,
+                                           pad_id=TOK.pad_id))
+  return step, state
+
+
 def test_short_grpo_run_raises_the_reward_of_a_toy_task(setup):
   """Reward = 1 - WER against the reference ("ok" / "hi"); optimum 1. A random tiny model
   starts far below it; a few dozen GRPO steps must move the mean reward up."""
@@ -234,13 +246,7 @@ def test_short_grpo_run_raises_the_reward_of_a_toy_task(setup):
   model = FunASR(cfg)
   gcfg = grpo.GRPOConfig(group_size=8, max_new_tokens=6, beta=0.0, reward=rewards.RewardConfig(
       accuracy=1.0, keywords=0.0, hallucination=0.0, language=0.0))
-  tx = optax.apply_if_finite(optax.adam(3e-3), 10)
-  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                               rng=jax.random.key(0))
-  tables = units.build_tables(TOK).as_arrays()
-  step = jax.jit(lambda s: grpo.train_step(s, None, batch, tables, model=model, cfg=gcfg,
-                                           tx=tx, lr_fn=lambda _: 3e-3, eos_id=TOK.eos_id,
-                                           pad_id=TOK.pad_id))
+  step, state = adam_run(model, params, batch, gcfg, 3e-3)
   history = []
   for _ in range(40):
     state, m = step(state)
@@ -304,13 +310,7 @@ def test_hinted_rollouts_teach_a_word_plain_sampling_never_finds(setup, bonus):
   gcfg = grpo.GRPOConfig(group_size=8, max_new_tokens=2, beta=0.0, hotword_bonus=bonus,
                          reward=rewards.RewardConfig(accuracy=0.0, keywords=1.0,
                                                      hallucination=0.0, language=0.0))
-  tx = optax.apply_if_finite(optax.adam(1e-2), 10)
-  state = state_lib.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                               rng=jax.random.key(0))
-  tables = units.build_tables(TOK).as_arrays()
-  step = jax.jit(lambda s: grpo.train_step(s, None, batch, tables, model=model, cfg=gcfg,
-                                           tx=tx, lr_fn=lambda _: 1e-2, eos_id=TOK.eos_id,
-                                           pad_id=TOK.pad_id))
+  step, state = adam_run(model, params, batch, gcfg, 1e-2)
   # R2 = (recall + precision) / 2: 1 where a sample writes "ok", 0.5 (recall 0, precision
   # vacuously 1) where it does not; so 2 R2 - 1 is the share of samples that write it
   own = []  # ... among the policy's own samples
