@@ -111,6 +111,9 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(c.model.get("llm", {}).get("scan_layers", True), "model.llm.scan_layers",
        "False is the decoding layout (fun_asr.decoding_layout); training, checkpoints and "
        "init_from use the scanned stack")
+  need(not c.model.get("llm", {}).get("out_major", False), "model.llm.out_major",
+       "True is the decoding layout (fun_asr.decoding_layout); checkpoints store [in, out] "
+       "kernels")
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")

@@ -22,18 +22,25 @@ def param_with_axes(module: nn.Module, name: str, init: Callable, shape: Sequenc
   return module.param(name, nn.with_logical_partitioning(init, tuple(axes)), tuple(shape), dtype)
 
 
-def matmul(x, w, dtype: Dtype):
-  """`x @ w` in `dtype` with fp32 accumulation; result cast back to `dtype`."""
-  y = jnp.einsum("...i,io->...o", x.astype(dtype), w.astype(dtype),
-                 preferred_element_type=jnp.float32)
+def matmul(x, w, dtype: Dtype, out_major: bool = False):
+  """`x @ w` in `dtype` with fp32 accumulation; result cast back to `dtype`. `out_major`:
+  `w` is stored transposed, `[O, I]`."""
+  spec = "...i,oi->...o" if out_major else "...i,io->...o"
+  y = jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
   return y.astype(dtype)
 
 
 class Linear(nn.Module):
-  """`y = x W + b (+ LoRA)`; `axes` names the (input, output) logical axes of W."""
+  """`y = x W + b (+ LoRA)`; `axes` names the (input, output) logical axes of W.
+
+  `out_major=True` stores W transposed as `kernel_t` `[O, I]` (torch's layout). On CPU a
+  matmul with few rows and a long reduction runs up to 1.45x faster that way (decoding:
+  bench/RESULTS.md, issue 8); decoders convert to it with `out_major_kernels`.
+  """
   features: int
   axes: tuple[str, str]
   use_bias: bool = True
+  out_major: bool = False
   lora_rank: int = 0
   lora_alpha: float = 1.0
   lora_dropout: float = 0.0
@@ -43,9 +50,14 @@ class Linear(nn.Module):
 
   @nn.compact
   def __call__(self, x, deterministic: bool = True):  # [..., I] -> [..., O]
-    kernel = param_with_axes(self, "kernel", self.kernel_init, (x.shape[-1], self.features),
-                             self.axes, self.param_dtype)
-    y = matmul(x, kernel, self.dtype)
+    if self.out_major:
+      init = lambda rng, shape, dtype: self.kernel_init(rng, shape[::-1], dtype).T
+      kernel = param_with_axes(self, "kernel_t", init, (self.features, x.shape[-1]),
+                               self.axes[::-1], self.param_dtype)
+    else:
+      kernel = param_with_axes(self, "kernel", self.kernel_init,
+                               (x.shape[-1], self.features), self.axes, self.param_dtype)
+    y = matmul(x, kernel, self.dtype, self.out_major)
     if self.lora_rank > 0:
       a = param_with_axes(self, "lora_a", nn.initializers.he_uniform(),
                           (x.shape[-1], self.lora_rank), (self.axes[0], "lora_rank"),
@@ -61,6 +73,15 @@ class Linear(nn.Module):
                              (self.axes[1],), self.param_dtype)
       y = y + bias.astype(self.dtype)
     return y
+
+
+def out_major_kernels(params):
+  """A param tree with every Linear `kernel` `[I, O]` replaced by `kernel_t` `[O, I]` (the
+  `out_major=True` layout); other leaves untouched."""
+  if not isinstance(params, dict):
+    return params
+  return {("kernel_t" if k == "kernel" else k):
+          (v.T if k == "kernel" else out_major_kernels(v)) for k, v in params.items()}
 
 
 class LayerNorm(nn.Module):

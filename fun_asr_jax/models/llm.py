@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from fun_asr_jax.layers import attention
-from fun_asr_jax.layers.linear import Linear, RMSNorm
+from fun_asr_jax.layers.linear import Linear, RMSNorm, out_major_kernels
 from fun_asr_jax.layers.remat import maybe_remat, scan_layers
 
 
@@ -48,6 +48,9 @@ class LLMConfig:
   # layout (`unstack_layers`): XLA copies a layer's weights out of a stacked array each time
   # it uses them, and a decoder uses every layer once per token.
   scan_layers: bool = True
+  # True: Linear weights stored `[out, in]` (`kernel_t`), the other half of the decoding
+  # layout: a decoder's matmuls have few rows, which this CPU runs faster that way.
+  out_major: bool = False
 
 
 def positions(paddings):
@@ -82,10 +85,12 @@ def unstack_layers(params, num_layers: int):
 
 
 def decoding_layout(cfg: LLMConfig, params):
-  """(cfg, params) -> the unrolled layout decoders use (`scan_layers=False`); a no-op on it."""
+  """(cfg, params) -> the layout decoders use: layers unrolled (`scan_layers=False`) and
+  weights output-major (`out_major=True`); a no-op on it."""
   if not cfg.scan_layers:
     return cfg, params
-  return dataclasses.replace(cfg, scan_layers=False), unstack_layers(params, cfg.num_layers)
+  params = out_major_kernels(unstack_layers(params, cfg.num_layers))
+  return dataclasses.replace(cfg, scan_layers=False, out_major=True), params
 
 
 class Qwen3Layer(nn.Module):
@@ -94,8 +99,9 @@ class Qwen3Layer(nn.Module):
   def _linear(self, features, axes, name):
     c = self.cfg
     rank = c.lora_rank if name in c.lora_targets else 0
-    return Linear(features, axes, use_bias=False, lora_rank=rank, lora_alpha=c.lora_alpha,
-                  lora_dropout=c.lora_dropout, dtype=jnp.dtype(c.dtype), name=name)
+    return Linear(features, axes, use_bias=False, out_major=c.out_major, lora_rank=rank,
+                  lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                  dtype=jnp.dtype(c.dtype), name=name)
 
   @nn.compact
   def __call__(self, x, layer_cache, cos, sin, mask, index, deterministic):
@@ -155,7 +161,7 @@ class Qwen3(nn.Module):
     self.norm = RMSNorm(c.rms_norm_eps, dtype=jnp.dtype(c.dtype), name="norm")
     if not c.tie_embeddings:
       self.lm_head = Linear(c.vocab_size, ("embed", "vocab"), use_bias=False,
-                            dtype=jnp.dtype(c.dtype), name="lm_head")
+                            out_major=c.out_major, dtype=jnp.dtype(c.dtype), name="lm_head")
 
   def embed(self, tokens):  # [B, T] -> [B, T, D]
     return self.embed_tokens(tokens).astype(jnp.dtype(self.cfg.dtype))
