@@ -7,9 +7,14 @@ fun_asr_jax.convert.hf_qwen3 (the same weights on both sides, fp32). Each side d
 --new_tokens tokens greedily after a --prompt-token prompt (end token disabled, so both
 decode every token), with its KV cache; medians of --repeats timed runs after a warm-up
 (compilation excluded). Reported: generated tokens/s for each, their ratio, and the share
-of rows whose generated tokens are identical.
+of rows whose generated tokens are identical. Ours runs in each of --layouts against one
+transformers measurement (before/after in one run):
+  scan      the training layout: layers under nn.scan, weights stacked [L, ...]
+  unrolled  one module per layer on its own weights, kernels [in, out]
+  decode    unrolled, kernels [out, in]: `decoding_layout`, what every decoder runs
 """
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -26,7 +31,7 @@ from absl import app, flags  # noqa: E402
 
 from fun_asr_jax import decoding  # noqa: E402
 from fun_asr_jax.convert import hf_qwen3  # noqa: E402
-from fun_asr_jax.models.llm import Qwen3, decoding_layout  # noqa: E402
+from fun_asr_jax.models.llm import Qwen3, decoding_layout, unstack_layers  # noqa: E402
 
 GEOMETRY = {  # hidden, layers, heads, kv heads, head dim, mlp, vocab
     "tiny": (64, 2, 4, 2, 16, 128, 512),
@@ -39,8 +44,8 @@ _BATCHES = flags.DEFINE_list("batches", ["1", "16"], "Batch sizes.")
 _PROMPT = flags.DEFINE_integer("prompt", 32, "Prompt tokens.")
 _NEW = flags.DEFINE_integer("new_tokens", 32, "Generated tokens per row.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
-_SCAN = flags.DEFINE_bool("scan", False, "Decode through the scanned layer stack (the training "
-                          "layout) instead of the unrolled decoding layout: the before/after.")
+_LAYOUTS = flags.DEFINE_list("layouts", ["decode"], "Our parameter layouts to time: scan, "
+                             "unrolled, decode (see above).")
 
 
 def hf_model(size: str, folder: str):
@@ -67,9 +72,18 @@ def timed(fn, repeats: int):
   return statistics.median(times), out
 
 
+def layout(name: str, cfg, params):
+  """Converted once, before timing, as inference.asr.FunASR does at load."""
+  if name == "decode":
+    return decoding_layout(cfg, params)
+  if name == "unrolled":
+    return (dataclasses.replace(cfg, scan_layers=False),
+            unstack_layers(params, cfg.num_layers))
+  assert name == "scan", name
+  return cfg, params
+
+
 def ours(cfg, params, ids, new_tokens):
-  if not _SCAN.value:  # unrolled once, as inference.asr.FunASR does at load
-    cfg, params = decoding_layout(cfg, params)
   model = Qwen3(cfg)
   sampling = decoding.SamplingConfig(max_new_tokens=new_tokens, eos_ids=(), pad_id=0)
 
@@ -101,8 +115,8 @@ def main(argv):
   del argv
   import torch  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(os.cpu_count() or 1)
-  print(f"{'size':<6}{'batch':>6}{'ours tok/s':>12}{'HF tok/s':>10}{'speed-up':>10}"
-        f"{'same tokens':>13}")
+  print(f"{'size':<6}{'batch':>6}{'layout':>9}{'ours tok/s':>12}{'HF tok/s':>10}"
+        f"{'speed-up':>10}{'same tokens':>13}")
   for size in _SIZES.value:
     with tempfile.TemporaryDirectory() as folder:
       model = hf_model(size, folder)
@@ -110,12 +124,14 @@ def main(argv):
     params = jax.tree.map(jnp.asarray, params)
     for b in map(int, _BATCHES.value):
       ids = np.random.RandomState(b).randint(0, GEOMETRY[size][-1], (b, _PROMPT.value))
-      t_ours, out_ours = timed(ours(cfg, params, ids, _NEW.value), _REPEATS.value)
       t_hf, out_hf = timed(theirs(model, ids, _NEW.value), _REPEATS.value)
       n = b * _NEW.value
-      same = float(np.mean(np.all(out_ours == out_hf, axis=1)))
-      print(f"{size:<6}{b:>6}{n / t_ours:>12.1f}{n / t_hf:>10.1f}{t_hf / t_ours:>9.2f}x"
-            f"{same:>13.2f}", flush=True)
+      for name in _LAYOUTS.value:
+        t_ours, out_ours = timed(ours(*layout(name, cfg, params), ids, _NEW.value),
+                                 _REPEATS.value)
+        same = float(np.mean(np.all(out_ours == out_hf, axis=1)))
+        print(f"{size:<6}{b:>6}{name:>9}{n / t_ours:>12.1f}{n / t_hf:>10.1f}"
+              f"{t_hf / t_ours:>9.2f}x{same:>13.2f}", flush=True)
 
 
 if __name__ == "__main__":
