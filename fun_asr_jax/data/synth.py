@@ -59,18 +59,24 @@ def chinese_name(rng: random.Random) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def name_pool(size: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """The first `size` distinct invented names (70 % Latin) -> (latin, chinese).
-
-  A prefix of one fixed sequence, so a smaller pool is part of a larger one and a benchmark
-  can exclude exactly the names a corpus of a given pool size used.
-  """
+def _invented_names(count: int) -> tuple[str, ...]:
+  """The first `count` distinct invented names of one fixed sequence (70 % Latin)."""
   rng, seen, out = random.Random(20260), set(EN_RARE) | set(ZH_RARE), []
-  while len(out) < size:
+  while len(out) < count:
     name = latin_name(rng) if rng.random() < 0.7 else chinese_name(rng)
     if name not in seen:
       seen.add(name)
       out.append(name)
+  return tuple(out)
+
+
+def name_pool(size: int, offset: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """Invented names `offset .. offset+size-1` of one fixed sequence -> (latin, chinese).
+
+  A pool is a slice of that sequence, so a benchmark can exclude exactly the names a corpus
+  of a given pool used, and `offset` gives a later stage (GRPO) names its SFT never heard.
+  """
+  out = _invented_names(offset + size)[offset:]
   return (tuple(n for n in out if n.isascii()), tuple(n for n in out if not n.isascii()))
 
 
@@ -88,6 +94,7 @@ class SynthConfig:
   code_switch_share: float = 0.2
   zh_share: float = 0.4  # of the non-code-switched sentences
   name_pool: int = 0  # >0: rare names drawn from this many invented ones, not the 20 above
+  name_offset: int = 0  # ...starting at this index of the invented sequence
   sample_rate: int = 16000
 
 
@@ -178,7 +185,8 @@ def make_utterance(index: int, seed: int, split: str, cfg: SynthConfig, synth=No
     lang = "zh" if rng.rand() < cfg.zh_share else "en"
   hotword = None
   if rng.rand() < cfg.hotword_share:
-    latin, chinese = name_pool(cfg.name_pool) if cfg.name_pool else (EN_RARE, ZH_RARE)
+    latin, chinese = (name_pool(cfg.name_pool, cfg.name_offset) if cfg.name_pool
+                       else (EN_RARE, ZH_RARE))
     hotword = _pick(rng, chinese if (lang != "en" and rng.rand() < 0.5) else latin)
   text = {"en": english_sentence, "zh": mandarin_sentence,
           "mix": code_switched_sentence}[lang](rng, hotword)

@@ -61,6 +61,8 @@ def test_name_pool_is_a_fixed_sequence_of_new_names():
   small_latin, small_chinese = synth.name_pool(100)  # a prefix of the bigger pool
   assert set(small_latin) <= set(latin) and set(small_chinese) <= set(chinese)
   assert len(small_latin) + len(small_chinese) == 100
+  later = set(sum(synth.name_pool(300, offset=100), ()))  # the bigger pool's other 300
+  assert len(later) == 300 and later == set(names) - set(small_latin + small_chinese)
 
 
 def test_corpus_names_come_from_the_pool():
@@ -71,3 +73,8 @@ def test_corpus_names_come_from_the_pool():
     (name,) = u["hotwords"]
     assert name in pool and name in u["text"]
   assert len({u["hotwords"][0] for u in said}) > 3  # not the 20 built-in names over again
+  later = synth.SynthConfig(name_pool=300, name_offset=300, hotword_share=1.0,
+                            noise_share=0.0, silence_share=0.0)
+  for i in range(6):  # names a model trained on the first pool never heard
+    (name,) = synth.make_utterance(i, 0, "train", later)["hotwords"]
+    assert name not in pool
