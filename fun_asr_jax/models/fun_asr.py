@@ -213,12 +213,14 @@ class FunASR(nn.Module):
 
 
 def decoding_layout(cfg: ModelConfig, params):
-  """(cfg, params) -> the same model with its LLM layers unrolled, for autoregressive decoding.
+  """(cfg, params) -> the same model with its LLM layers unrolled and their weights stored
+  output-major (`llm.decoding_layout`), for autoregressive decoding.
 
   The scanned stack slices (copies) each layer's weights out of the stacked arrays once per
   generated token, which at batch 1 doubles the bytes a token costs (bench/RESULTS.md,
-  issue 8). Called inside a jitted decoder it copies them once per call; called once at
-  load (inference.asr.FunASR, evaluation) not even that. A no-op on an unrolled config.
+  issue 8), and few-row matmuls run faster on `[out, in]` weights on CPU. Called inside a
+  jitted decoder it copies them once per call; called once at load (inference.asr.FunASR,
+  evaluation) not even that. A no-op on an unrolled config.
   """
   if not cfg.llm.scan_layers:
     return cfg, params
