@@ -12,6 +12,11 @@ transformers measurement (before/after in one run):
   scan      the training layout: layers under nn.scan, weights stacked [L, ...]
   unrolled  one module per layer on its own weights, kernels [in, out]
   decode    unrolled, kernels [out, in]: `decoding_layout`, what every decoder runs
+A decoding step reads every weight once (the tied embedding is the head), so each side's
+weight bytes per step times its steps/s is the memory traffic it sustains; the script
+measures, in the same run, what this machine streams at best (a jitted matrix-vector
+product over a matrix of the model's size) and reports both sides against it: at batch 1
+that is decoding's roofline.
 """
 
 import dataclasses
@@ -72,6 +77,16 @@ def timed(fn, repeats: int):
   return statistics.median(times), out
 
 
+def read_bandwidth(nbytes: int, repeats: int) -> float:
+  """Bytes/s a jitted fp32 matrix-vector product streams over `nbytes` of matrix."""
+  k = 1024
+  w = jnp.ones((max(1, nbytes // (4 * k)), k), jnp.float32)
+  v = jnp.ones((k,), jnp.float32)
+  matvec = jax.jit(lambda w, v: w @ v)
+  t, _ = timed(lambda: jax.block_until_ready(matvec(w, v)), max(repeats, 5))
+  return w.size * 4 / t
+
+
 def layout(name: str, cfg, params):
   """Converted once, before timing, as inference.asr.FunASR does at load."""
   if name == "decode":
@@ -116,12 +131,15 @@ def main(argv):
   import torch  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(os.cpu_count() or 1)
   print(f"{'size':<6}{'batch':>6}{'layout':>9}{'ours tok/s':>12}{'HF tok/s':>10}"
-        f"{'speed-up':>10}{'same tokens':>13}")
+        f"{'speed-up':>10}{'same tokens':>13}{'ours GB/s':>11}{'HF GB/s':>9}"
+        f"{'machine GB/s':>14}")
   for size in _SIZES.value:
     with tempfile.TemporaryDirectory() as folder:
       model = hf_model(size, folder)
       cfg, params = hf_qwen3.load(folder)
     params = jax.tree.map(jnp.asarray, params)
+    nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
+    peak = read_bandwidth(nbytes, _REPEATS.value)  # weights in cache for small geometries
     for b in map(int, _BATCHES.value):
       ids = np.random.RandomState(b).randint(0, GEOMETRY[size][-1], (b, _PROMPT.value))
       t_hf, out_hf = timed(theirs(model, ids, _NEW.value), _REPEATS.value)
@@ -130,8 +148,10 @@ def main(argv):
         t_ours, out_ours = timed(ours(*layout(name, cfg, params), ids, _NEW.value),
                                  _REPEATS.value)
         same = float(np.mean(np.all(out_ours == out_hf, axis=1)))
+        traffic = lambda t: nbytes * _NEW.value / t / 1e9  # weight bytes read per second
         print(f"{size:<6}{b:>6}{name:>9}{n / t_ours:>12.1f}{n / t_hf:>10.1f}"
-              f"{t_hf / t_ours:>9.2f}x{same:>13.2f}", flush=True)
+              f"{t_hf / t_ours:>9.2f}x{same:>13.2f}{traffic(t_ours):>11.1f}"
+              f"{traffic(t_hf):>9.1f}{peak / 1e9:>14.1f}", flush=True)
 
 
 if __name__ == "__main__":
