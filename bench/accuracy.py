@@ -59,10 +59,6 @@ _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", 2.0, "The 'rescore' path: CTC n-b
                                  "by log P_llm + ctc_weight * log P_ctc.")
 _CTC_FIRST = flags.DEFINE_float("ctc_first", 0.0, "Share of the budget spent training the "
                                 "encoder with CTC alone before the joint stage (0 = none).")
-_SHORT_FIRST = flags.DEFINE_float("short_first", 0.0, "Share of the budget spent on the joint "
-                                  "stage with clips of at most 2 s only (one or two digits: "
-                                  "nothing to align yet), before the stage on all lengths "
-                                  "(0 = none).")
 _BESTRQ_FIRST = flags.DEFINE_float("bestrq_first", 0.0, "Share of the budget spent on Best-RQ "
                                    "self-supervised pretraining of the encoder, on the same "
                                    "(augmented) training audio, before anything else (0 = none).")
@@ -137,16 +133,13 @@ def aishell_corpus(root):
 def config(manifests, task, stage="s0"):
   c = {"ctc": lambda: ctc.get_config(_SIZE.value),
        "bestrq": lambda: pretrain_bestrq.get_config(_SIZE.value),
-       "s0": lambda: sft.get_config(f"s0,{_SIZE.value}"),
-       "short": lambda: sft.get_config(f"s0,{_SIZE.value}")}[stage]()
+       "s0": lambda: sft.get_config(f"s0,{_SIZE.value}")}[stage]()
   c.data.train = manifests["train"]
   if manifests.get("tts"):
     c.data.train = f"{manifests['train']}@{1 - _TTS_WEIGHT.value},{manifests['tts']}@{_TTS_WEIGHT.value}"
   c.data.tokenizer = "sentencepiece:300" if task == "digits" else "sentencepiece:1500"
   c.data.batch_size = 8
-  if task == "digits" and stage == "short":
-    c.data.bucket_seconds, c.data.bucket_tokens = (2.0,), (48,)
-  elif task == "digits":
+  if task == "digits":
     c.data.bucket_seconds, c.data.bucket_tokens = (2.0, 3.0, 4.5, 7.0), (48, 64, 80, 112)
   else:
     c.data.bucket_seconds, c.data.bucket_tokens = (8.0, 14.0), (160, 192)
@@ -154,8 +147,7 @@ def config(manifests, task, stage="s0"):
   if _NOISE_PROB.value > 0:  # each FSDD speaker has one microphone and room: noise varies them
     c.data.noise = os.path.join(SHARED, "data", "noise", "manifest.jsonl")
     c.data.augment.update(noise_prob=_NOISE_PROB.value, snr_db=(5.0, 25.0))
-  # warm-up stages hand their raw parameters on (init_from takes the EMA when there is one)
-  c.optim.ema_decay = _EMA.value if stage not in ("bestrq", "short") else 0.0
+  c.optim.ema_decay = _EMA.value if stage != "bestrq" else 0.0
   c.data.spec_augment = stage != "bestrq"  # Best-RQ masks its own input
   if stage != "bestrq":
     c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
@@ -189,8 +181,7 @@ def main(argv):
   t = time.time()
   c = config(manifests, task)
   previous, spent = "", 0.0  # warm-up stages, each initialising the next
-  for stage, share in (("bestrq", _BESTRQ_FIRST.value), ("ctc", _CTC_FIRST.value),
-                       ("short", _SHORT_FIRST.value)):
+  for stage, share in (("bestrq", _BESTRQ_FIRST.value), ("ctc", _CTC_FIRST.value)):
     if share > 0:
       first = config(manifests, task, stage)
       first.init_from = previous
