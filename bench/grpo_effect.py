@@ -8,7 +8,12 @@ sentences the SFT run never saw) for clean WER and hotword recall (hotwords in t
 and noise-only clips cut from ../shared/data/noise (empty references) for the
 hallucination rate. The SFT checkpoint is scored, GRPO (configs/grpo.py, small) trains
 from it on the quickstart corpus, and the result is scored the same way.
-Results: WORKDIR/grpo_effect.json and a table.
+Results: WORKDIR/grpo_effect_RUN.json and a table.
+
+To choose a setting without looking at the held-out sets above, build a development pair
+in another workdir (`--heldout_seed=8 --noise_seed=12`: other sentences and voices, other
+noise cuts), train the candidates there, then score only the chosen run on the recorded
+sets with `--score_only=RUN_DIR`.
 """
 
 import json
@@ -43,6 +48,11 @@ _NUM_NOISE = flags.DEFINE_integer("num_noise", 48, "Held-out noise-only clips.")
 _LR = flags.DEFINE_float("lr", 2e-5, "GRPO peak learning rate.")
 _NOISE_ONLY = flags.DEFINE_float("noise_only_prob", 0.15, "Share of training utterances "
                                  "replaced by noise-only clips (empty references).")
+_HELDOUT_SEED = flags.DEFINE_integer("heldout_seed", 7, "Synthesis seed of the held-out "
+                                     "speech (7: the recorded set; another for development).")
+_NOISE_SEED = flags.DEFINE_integer("noise_seed", 11, "Seed of the held-out noise cuts.")
+_SCORE_ONLY = flags.DEFINE_string("score_only", "", "Train nothing: score this GRPO run "
+                                  "directory (and the SFT) on WORKDIR's held-out sets.")
 _RUN = flags.DEFINE_string("run", "grpo", "Run folder under --workdir (an existing one resumes).")
 _SET = flags.DEFINE_multi_string("set", [], "Config overrides KEY=VALUE, e.g. "
                                  "--set=rl.group_size=8 --set=rl.temperature=1.2.")
@@ -55,7 +65,7 @@ def noise_clips(folder: str, n: int) -> str:
     return path
   rows = [json.loads(l) for l in open(NOISE)]
   sources = [r for r in rows if r.get("kind") == "noise"]
-  rng = np.random.default_rng(11)
+  rng = np.random.default_rng(_NOISE_SEED.value)
   os.makedirs(os.path.join(folder, "noise"), exist_ok=True)
   with open(path, "w") as f:
     for i in range(n):
@@ -75,7 +85,8 @@ def noise_clips(folder: str, n: int) -> str:
 def held_out(folder: str) -> dict:
   corpus = os.path.join(folder, "heldout")
   if not os.path.exists(os.path.join(corpus, "test.jsonl")):
-    synth.write_corpus(corpus, _NUM_TEST.value * 10, seed=7, test_fraction=0.1)
+    synth.write_corpus(corpus, _NUM_TEST.value * 10, seed=_HELDOUT_SEED.value,
+                       test_fraction=0.1)
   rows = [json.loads(l) for l in open(os.path.join(corpus, "test.jsonl"), encoding="utf-8")]
   speech = [r for r in rows if r["text"]]
   out = {"speech": os.path.join(corpus, "speech.jsonl"),
@@ -111,14 +122,8 @@ def score(workdir: str, sets: dict) -> dict:
           "noise_examples": [r["hyp"] for r in noise["utterances"][:8]]}
 
 
-def main(argv):
-  del argv
-  root = _WORKDIR.value
-  os.makedirs(root, exist_ok=True)
-  sets = held_out(root)
-  sft = os.path.abspath(_SFT.value)
-  before = score(sft, sets)
-  print("before:", json.dumps(before, ensure_ascii=False))
+def train_grpo(sft: str, run_dir: str) -> tuple[int, float]:
+  """GRPO (configs/grpo.py, small) from the SFT checkpoint; returns (steps, minutes)."""
   src_cfg = json.load(open(os.path.join(sft, "config.json")))
   c = grpo_config.get_config("small")
   c.init_from = sft
@@ -133,20 +138,38 @@ def main(argv):
                  time_limit_minutes=_MINUTES.value)
   for item in _SET.value:
     base_config.apply_override(c, item)
-  run_dir = os.path.join(root, _RUN.value)
   t = time.time()
   result = loop.train(c, run_dir)
+  return result["step"], (time.time() - t) / 60
+
+
+def main(argv):
+  del argv
+  root = _WORKDIR.value
+  os.makedirs(root, exist_ok=True)
+  sets = held_out(root)
+  sft = os.path.abspath(_SFT.value)
+  before = score(sft, sets)
+  print("before:", json.dumps(before, ensure_ascii=False))
+  if _SCORE_ONLY.value:
+    run_dir, name = os.path.abspath(_SCORE_ONLY.value), _RUN.value
+    steps, minutes = None, None
+  else:
+    run_dir, name = os.path.join(root, _RUN.value), _RUN.value
+    steps, minutes = train_grpo(sft, run_dir)
   after = score(run_dir, sets)
-  report = {"sft": sft, "grpo_steps": result["step"], "grpo_minutes": (time.time() - t) / 60,
+  report = {"sft": sft, "run_dir": run_dir, "grpo_steps": steps, "grpo_minutes": minutes,
+            "heldout_seed": _HELDOUT_SEED.value, "noise_seed": _NOISE_SEED.value,
             "lr": _LR.value, "noise_only_prob": _NOISE_ONLY.value, "set": _SET.value,
-            "before": before, "after": after}
-  with open(os.path.join(root, f"grpo_effect_{_RUN.value}.json"), "w", encoding="utf-8") as f:
+            "score_only": bool(_SCORE_ONLY.value), "before": before, "after": after}
+  with open(os.path.join(root, f"grpo_effect_{name}.json"), "w", encoding="utf-8") as f:
     json.dump(report, f, ensure_ascii=False, indent=1)
   print(f"\n{'':<10}{'halluc.':>9}{'hotword R':>11}{'WER':>8}{'MER':>8}")
-  for name, r in (("SFT", before), ("GRPO", after)):
-    print(f"{name:<10}{r['hallucination_rate']:>9.3f}{r['hotword_recall']:>11.3f}"
+  for label, r in (("SFT", before), ("GRPO", after)):
+    print(f"{label:<10}{r['hallucination_rate']:>9.3f}{r['hotword_recall']:>11.3f}"
           f"{r['wer']:>8.3f}{r['mer']:>8.3f}")
-  print(f"GRPO: {result['step']} steps in {report['grpo_minutes']:.1f} min")
+  if steps is not None:
+    print(f"GRPO: {steps} steps in {minutes:.1f} min")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ the next token of each listed hotword (the decoder's contextual biasing): a mode
 not yet copy names from its prompt then writes them in some samples, and the keyword and
 accuracy rewards teach the unbiased policy to do so (or, for distractors, not to). Both hints
 make off-policy samples; the loss treats them as the policy's (ρ from the policy's own
-log-probs), and metrics count the policy's own samples only. Rollouts run deterministically
+log-probs), and metrics count the policy's own samples only. With `sft_weight` > 0 the loss
+also carries that weight times the teacher-forced NLL of the reference on speech utterances
+(InstructGPT's "PPO-ptx" mix): the noise clips teach the policy to stop at once, and without
+an anchor that lesson leaks onto speech that opens with an unfamiliar word, which greedy
+decoding then drops whole. Rollouts run deterministically
 (no dropout) so ρ is exactly 1 on the first update. Responses include the end token when one
 was sampled, so stopping (what silences hallucinations on noise) is itself rewarded.
 """
@@ -46,6 +50,7 @@ class GRPOConfig:
   num_updates: int = 1  # optimizer updates per rollout batch
   guide: float = 0.0  # share of groups whose last sample is the reference transcript
   hotword_bonus: float = 0.0  # nats on the prompt's hotwords in half of each group; 0 = off
+  sft_weight: float = 0.0  # weight of the reference's NLL on speech utterances; 0 = off
   reward: rewards_lib.RewardConfig = rewards_lib.RewardConfig()
 
   def validate(self, prefix: str = "rl"):
@@ -64,6 +69,7 @@ class GRPOConfig:
     need(self.num_updates >= 1, "num_updates", "must be >= 1")
     need(0.0 <= self.guide <= 1.0, "guide", "a share of groups: must be in [0, 1]")
     need(self.hotword_bonus >= 0, "hotword_bonus", "a bonus in nats: must be >= 0 (0 = off)")
+    need(self.sft_weight >= 0, "sft_weight", "a loss weight: must be >= 0 (0 = off)")
     self.reward.validate(f"{prefix}.reward")
 
 
@@ -166,20 +172,29 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
           "hinted": hinted}
 
 
-def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
-  """Puts the reference in place of the last sample of a `cfg.guide` share of groups.
+def reference_responses(batch, n: int, pad_id: int):
+  """The transcripts as responses: ids `[B, n]` (pad after), lengths `[B]`, `fits [B]`.
 
-  The reference is the CTC label sequence (the tokenised transcript; empty on noise) plus
-  the end token; one longer than `max_new_tokens` - 1 cannot be a finished response and
-  is not used. Returns the rollout and `guided [B·G]`.
+  The reference is the CTC label sequence (the tokenised transcript; empty on noise); with
+  its end token it must fit in `n`, so one of `n` tokens or more does not fit.
   """
-  n, g = ro["tokens"].shape[1], cfg.group_size
   labels = batch["ctc_labels"]
   labels = jnp.pad(labels, ((0, 0), (0, max(0, n - labels.shape[1]))))[:, :n]
   ref_len = jnp.sum(1.0 - batch["ctc_label_paddings"], -1).astype(jnp.int32)  # [B]
   ref = jnp.where(jnp.arange(n)[None] < ref_len[:, None], labels, pad_id)
+  return ref, ref_len, ref_len < n
+
+
+def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
+  """Puts the reference in place of the last sample of a `cfg.guide` share of groups.
+
+  A reference too long to be a finished response is not used. Returns the rollout and
+  `guided [B·G]`.
+  """
+  n, g = ro["tokens"].shape[1], cfg.group_size
+  ref, ref_len, fits = reference_responses(batch, n, pad_id)
   b = ref_len.shape[0]
-  pick = (jax.random.uniform(rng, (b,)) < cfg.guide) & (ref_len < n)  # [B]
+  pick = (jax.random.uniform(rng, (b,)) < cfg.guide) & fits  # [B]
   guided = jnp.zeros((b, g), bool).at[:, g - 1].set(pick).reshape(-1)  # [B·G]
   rep = lambda x: jnp.repeat(x, g, axis=0)
   out = dict(ro, tokens=jnp.where(guided[:, None], rep(ref), ro["tokens"]),
@@ -187,6 +202,23 @@ def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
   if "hinted" in ro:
     out["hinted"] = ro["hinted"] & ~guided
   return out, guided
+
+
+def speech_anchor(batch, n: int, eos_id: int, pad_id: int):
+  """What the `sft_weight` term scores: reference responses (end token included) and their
+  mask `[B, n]`, and `use [B]`: speech utterances (not noise, non-empty) whose reference fits."""
+  ref, ref_len, fits = reference_responses(batch, n, pad_id)
+  tokens, mask = response_layout({"tokens": ref, "lengths": ref_len, "done": fits}, eos_id)
+  is_noise = batch.get("is_noise", jnp.zeros(ref_len.shape, bool))
+  return tokens, mask, fits & (ref_len > 0) & ~is_noise
+
+
+def anchor_nll(logp, mask, use):
+  """Mean over the used utterances of the per-token NLL of their reference (0 without any)."""
+  m = mask.astype(jnp.float32)
+  per_utt = -(logp * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0)
+  w = use.astype(jnp.float32)
+  return (per_utt * w).sum() / jnp.maximum(w.sum(), 1.0)
 
 
 def response_layout(ro, eos_id: int):
@@ -274,6 +306,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
       response_logprobs(model, ref_params, batch, response, mask, g, enc)[0])
               if cfg.beta > 0 else None)
 
+  if cfg.sft_weight > 0:
+    anchor, anchor_mask, anchor_use = speech_anchor(batch, response.shape[1], eos_id, pad_id)
+
   def loss_fn(params):
     params = state_lib.freeze(params, trainable)
     logp, entropy = response_logprobs(model, params, batch, response, mask, g, enc)
@@ -281,6 +316,11 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
     ref = jax.lax.stop_gradient(logp) if ref_logp is None else ref_logp
     loss, m = policy_loss(logp, old, ref, adv, mask, cfg)
     m["entropy"] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1)
+    if cfg.sft_weight > 0:
+      m["anchor_nll"] = anchor_nll(
+          response_logprobs(model, params, batch, anchor, anchor_mask, 1, enc)[0],
+          anchor_mask, anchor_use)
+      loss = loss + cfg.sft_weight * m["anchor_nll"]
     return loss, m
 
   def update(carry, _):
