@@ -28,8 +28,8 @@ def get_config(arg: str | None = None):
       "num_updates": 1, "max_hotwords": 4, "guide": 0.5, "hotword_bonus": 0.0,
       "sft_weight": 0.0,
       "reward": {"accuracy": 1.0, "keywords": 0.5, "hallucination": 1.0, "language": 0.2,
-                 "hallucination_per_unit": 0.0, "loop_max_ngram": 4, "loop_repeats": 4,
-                 "max_units": 0}})
+                 "hallucination_per_unit": 0.0, "dropped": 0.0, "loop_max_ngram": 4,
+                 "loop_repeats": 4, "max_units": 0}})
   # the rewards need something to score: hotword prompts and noise-only clips
   c.data.hotword_prompt_prob = 0.5
   c.data.augment.noise_only_prob = 0.1

@@ -345,6 +345,9 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
                  **{f"reward_{k}": mean(terms[k]) for k in
                     ("accuracy", "keywords", "hallucination", "language")},
                  hallucinated=mean(terms["hallucinated"]), loops=mean(terms["loop"]),
+                 # share of samples on speech references that wrote nothing (0 without any)
+                 dropped_rate=total_of(terms["dropped"]) / jnp.maximum(
+                     total_of(1.0 - terms["silent_ref"]), 1),
                  # share of samples on silent references that wrote text (0 without any)
                  hallucination_rate=total_of(terms["hallucinated"]) / jnp.maximum(
                      total_of(terms["silent_ref"]), 1),

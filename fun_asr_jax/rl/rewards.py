@@ -12,7 +12,11 @@ jitted program.
     R3 hallucination -1 for text on a noise-only or silent reference, -1 for a loop (an
                      n-gram of units repeated `loop_repeats` times in a row, or no end token);
                      optionally `hallucination_per_unit` more per unit of such text, so a
-                     group whose samples all hallucinate still ranks them by length
+                     group whose samples all hallucinate still ranks them by length; and
+                     `dropped` for an empty hypothesis on speech (the mirror failure: what
+                     the noise clips teach, stopping at once, spreads to speech the policy
+                     is unsure of, and R1 alone charges an empty answer no more than a poor
+                     one)
     R4 language      1 - |CJK share of hypothesis units - CJK share of reference units|;
                      1 for an empty hypothesis (R1 already charges the deletion)
 """
@@ -32,12 +36,14 @@ class RewardConfig:
   hallucination: float = 1.0
   language: float = 0.2
   hallucination_per_unit: float = 0.0  # extra R3 penalty per unit of text on silence
+  dropped: float = 0.0  # R3 penalty for an empty hypothesis on a speech reference
   loop_max_ngram: int = 4
   loop_repeats: int = 4
   max_units: int = 0  # 0 -> 4 x the sampled length
 
   def validate(self, prefix: str = "rl.reward"):
-    for f in ("accuracy", "keywords", "hallucination", "language", "hallucination_per_unit"):
+    for f in ("accuracy", "keywords", "hallucination", "language", "hallucination_per_unit",
+              "dropped"):
       if getattr(self, f) < 0:
         raise ValueError(f"config.{prefix}.{f}={getattr(self, f)}: reward weights must be "
                          ">= 0 (the hallucination term is already a penalty)")
@@ -124,6 +130,8 @@ def compute(hyp_tokens, hyp_len, done, ref_tokens, ref_len, kw_tokens, kw_len, i
   hallucinated = silent_ref & (hyp_n > 0)
   r3 = -(hallucinated | loop).astype(jnp.float32)
   r3 = r3 - cfg.hallucination_per_unit * jnp.where(hallucinated, hyp_n, 0).astype(jnp.float32)
+  dropped = ~silent_ref & (hyp_n == 0)
+  r3 = r3 - cfg.dropped * dropped.astype(jnp.float32)
   share = lambda kind, num: kind["cjk"] / jnp.maximum(num, 1)
   r4 = jnp.where(hyp_n > 0, 1.0 - jnp.abs(share(hyp_kind, hyp_n) - share(ref_kind, ref_n)), 1.0)
   total = cfg.accuracy * r1 + cfg.keywords * r2 + cfg.hallucination * r3 + cfg.language * r4
@@ -131,6 +139,7 @@ def compute(hyp_tokens, hyp_len, done, ref_tokens, ref_len, kw_tokens, kw_len, i
            "errors": errors.astype(jnp.float32), "ref_units": ref_n.astype(jnp.float32),
            "silent_ref": silent_ref.astype(jnp.float32),
            "hallucinated": hallucinated.astype(jnp.float32), "loop": loop.astype(jnp.float32),
+           "dropped": dropped.astype(jnp.float32),
            "keyword_hits": hits.astype(jnp.float32),
            "keywords_in_ref": n_ref_kw.astype(jnp.float32),
            "keywords_in_hyp": n_hyp_kw.astype(jnp.float32)}

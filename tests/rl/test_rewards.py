@@ -114,6 +114,23 @@ def test_graded_hallucination_penalty_counts_units_of_text_on_silence():
   np.testing.assert_allclose(t["hallucination"], [0, -1.5, -2.0, 0, -1.5])
 
 
+def test_dropped_utterance_penalty_charges_empty_answers_on_speech_only():
+  """An empty (or punctuation-only) answer on speech costs `dropped`; on silence it is right."""
+  tok = Tokenizer.byte_level()
+  cfg = R.RewardConfig(dropped=0.75)
+  hyps = ["", " ,. ", "one", "", "thank you", ""]
+  refs = ["one two three", "hello", "one two three", "", "", "ok"]
+  total, t = rewards_for(tok, hyps, refs, noise=[False, False, False, True, True, False],
+                         done=[True, True, True, True, True, False], cfg=cfg)
+  np.testing.assert_array_equal(t["dropped"], [1, 1, 0, 0, 0, 1])
+  # the last one also never ended: the loop penalty and the dropped penalty both apply
+  np.testing.assert_allclose(t["hallucination"], [-0.75, -0.75, 0, 0, -1, -1.75])
+  _, plain = rewards_for(tok, hyps, refs, noise=[False, False, False, True, True, False],
+                         done=[True, True, True, True, True, False])
+  np.testing.assert_allclose(total - plain["accuracy"] - 0.5 * plain["keywords"]
+                             - 0.2 * plain["language"], t["hallucination"], atol=1e-6)
+
+
 def test_units_of_empty_and_whitespace_only_text():
   tok = Tokenizer.byte_level()
   _, t = rewards_for(tok, ["", " ,. ", "ok"], ["", "", "ok"])
@@ -124,3 +141,5 @@ def test_units_of_empty_and_whitespace_only_text():
 def test_negative_weights_are_rejected_by_name():
   with pytest.raises(ValueError, match="rl.reward.keywords"):
     R.RewardConfig(keywords=-1.0).validate()
+  with pytest.raises(ValueError, match="rl.reward.dropped"):
+    R.RewardConfig(dropped=-0.5).validate()
