@@ -26,7 +26,7 @@ def get_config(arg: str | None = None):
       "group_size": 4, "max_new_tokens": 32, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
       "epsilon_low": 0.2, "epsilon_high": 0.28, "beta": 0.04, "aggregation": "sequence",
       "num_updates": 1, "max_hotwords": 4, "guide": 0.5, "hotword_bonus": 0.0,
-      "sft_weight": 0.0,
+      "sft_weight": 0.0, "empty_unlikelihood": 0.0,
       "reward": {"accuracy": 1.0, "keywords": 0.5, "hallucination": 1.0, "language": 0.2,
                  "hallucination_per_unit": 0.0, "dropped": 0.0, "loop_max_ngram": 4,
                  "loop_repeats": 4, "max_units": 0}})

@@ -19,7 +19,11 @@ log-probs), and metrics count the policy's own samples only. With `sft_weight` >
 also carries that weight times the teacher-forced NLL of the reference on speech utterances
 (InstructGPT's "PPO-ptx" mix): the noise clips teach the policy to stop at once, and without
 an anchor that lesson leaks onto speech that opens with an unfamiliar word, which greedy
-decoding then drops whole. Rollouts run deterministically
+decoding then drops whole. `empty_unlikelihood` > 0 aims at that leak alone: it adds
+that weight times −log(1 − P(end token first)) on speech utterances, an unlikelihood term
+(Welleck et al., 2019) on the one decision the leak is, whose gradient vanishes while the
+policy does not stop at once on speech, so unlike the NLL anchor it does not dilute the
+rewards' signal elsewhere. Rollouts run deterministically
 (no dropout) so ρ is exactly 1 on the first update. Responses include the end token when one
 was sampled, so stopping (what silences hallucinations on noise) is itself rewarded.
 """
@@ -51,6 +55,7 @@ class GRPOConfig:
   guide: float = 0.0  # share of groups whose last sample is the reference transcript
   hotword_bonus: float = 0.0  # nats on the prompt's hotwords in half of each group; 0 = off
   sft_weight: float = 0.0  # weight of the reference's NLL on speech utterances; 0 = off
+  empty_unlikelihood: float = 0.0  # weight of −log(1 − P(end first)) on speech; 0 = off
   reward: rewards_lib.RewardConfig = rewards_lib.RewardConfig()
 
   def validate(self, prefix: str = "rl"):
@@ -70,6 +75,8 @@ class GRPOConfig:
     need(0.0 <= self.guide <= 1.0, "guide", "a share of groups: must be in [0, 1]")
     need(self.hotword_bonus >= 0, "hotword_bonus", "a bonus in nats: must be >= 0 (0 = off)")
     need(self.sft_weight >= 0, "sft_weight", "a loss weight: must be >= 0 (0 = off)")
+    need(self.empty_unlikelihood >= 0, "empty_unlikelihood",
+         "a loss weight: must be >= 0 (0 = off)")
     self.reward.validate(f"{prefix}.reward")
 
 
@@ -204,19 +211,32 @@ def guide_with_reference(ro, batch, rng, cfg: GRPOConfig, pad_id: int):
   return out, guided
 
 
+def speech_utterances(batch):
+  """`[B]`: utterances with something to say (not a noise clip, non-empty reference)."""
+  ref_len = jnp.sum(1.0 - batch["ctc_label_paddings"], -1)
+  return (ref_len > 0) & ~batch.get("is_noise", jnp.zeros(ref_len.shape, bool))
+
+
 def speech_anchor(batch, n: int, eos_id: int, pad_id: int):
   """What the `sft_weight` term scores: reference responses (end token included) and their
   mask `[B, n]`, and `use [B]`: speech utterances (not noise, non-empty) whose reference fits."""
   ref, ref_len, fits = reference_responses(batch, n, pad_id)
   tokens, mask = response_layout({"tokens": ref, "lengths": ref_len, "done": fits}, eos_id)
-  is_noise = batch.get("is_noise", jnp.zeros(ref_len.shape, bool))
-  return tokens, mask, fits & (ref_len > 0) & ~is_noise
+  return tokens, mask, fits & speech_utterances(batch)
 
 
 def anchor_nll(logp, mask, use):
   """Mean over the used utterances of the per-token NLL of their reference (0 without any)."""
   m = mask.astype(jnp.float32)
   per_utt = -(logp * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0)
+  w = use.astype(jnp.float32)
+  return (per_utt * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def empty_unlikelihood(first_eos_logp, use):
+  """Mean over the `use [B]` utterances of −log(1 − P(end token first)), from the log-prob
+  of the end token at the first response position `[B]` (0 without any)."""
+  per_utt = -jnp.log(-jnp.expm1(jnp.minimum(first_eos_logp, -1e-6)))
   w = use.astype(jnp.float32)
   return (per_utt * w).sum() / jnp.maximum(w.sum(), 1.0)
 
@@ -231,9 +251,9 @@ def response_layout(ro, eos_id: int):
   return tokens, mask
 
 
-def response_logprobs(model: FunASR, params, batch, response, mask, group_size: int,
-                      encoded=None):
-  """Teacher-forced log-probs and entropies `[B·G, N]` of the responses.
+def response_distributions(model: FunASR, params, batch, response, mask, group_size: int,
+                           encoded=None):
+  """Teacher-forced next-token log-softmax `[B·G, N, V]` at each response position.
 
   Sequence = [prompt (right-padded to S) | response]; the first response token is predicted
   from the last real prompt position, the others from the position before them.
@@ -253,10 +273,21 @@ def response_logprobs(model: FunASR, params, batch, response, mask, group_size: 
   src = jnp.concatenate([(prompt_len - 1)[:, None],
                          s + jnp.broadcast_to(jnp.arange(n - 1)[None], (bg, n - 1))], 1)
   picked = jnp.take_along_axis(logits, src[..., None], axis=1).astype(jnp.float32)  # [BG,N,V]
-  logp_all = jax.nn.log_softmax(picked, -1)
+  return jax.nn.log_softmax(picked, -1)
+
+
+def token_logprobs(logp_all, response, mask):
+  """Log-probs of the response tokens and the entropies `[B·G, N]` from `logp_all`."""
   logp = jnp.take_along_axis(logp_all, response[..., None], -1)[..., 0]
   entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1)
   return jnp.where(mask, logp, 0.0), entropy
+
+
+def response_logprobs(model: FunASR, params, batch, response, mask, group_size: int,
+                      encoded=None):
+  """Teacher-forced log-probs and entropies `[B·G, N]` of the responses."""
+  return token_logprobs(response_distributions(model, params, batch, response, mask,
+                                               group_size, encoded), response, mask)
 
 
 # -- the step -------------------------------------------------------------------------------
@@ -311,11 +342,22 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
 
   def loss_fn(params):
     params = state_lib.freeze(params, trainable)
-    logp, entropy = response_logprobs(model, params, batch, response, mask, g, enc)
+    logp_all = response_distributions(model, params, batch, response, mask, g, enc)
+    logp, entropy = token_logprobs(logp_all, response, mask)
+    first_eos = logp_all[::g, 0, eos_id]  # [B]: a group shares its prompt
     old = jax.lax.stop_gradient(logp) if old_logp is None else old_logp
     ref = jax.lax.stop_gradient(logp) if ref_logp is None else ref_logp
     loss, m = policy_loss(logp, old, ref, adv, mask, cfg)
     m["entropy"] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1)
+    # P(the answer is empty) on speech and on silent references (0 without any)
+    p_empty = jax.lax.stop_gradient(jnp.exp(first_eos))
+    speech = speech_utterances(batch).astype(jnp.float32)
+    m["empty_prob_speech"] = (p_empty * speech).sum() / jnp.maximum(speech.sum(), 1.0)
+    m["empty_prob_silent"] = ((p_empty * (1.0 - speech)).sum()
+                              / jnp.maximum((1.0 - speech).sum(), 1.0))
+    if cfg.empty_unlikelihood > 0:
+      m["empty_unlikelihood"] = empty_unlikelihood(first_eos, speech > 0)
+      loss = loss + cfg.empty_unlikelihood * m["empty_unlikelihood"]
     if cfg.sft_weight > 0:
       m["anchor_nll"] = anchor_nll(
           response_logprobs(model, params, batch, anchor, anchor_mask, 1, enc)[0],

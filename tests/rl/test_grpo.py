@@ -356,3 +356,44 @@ def test_sft_weight_pulls_the_policy_toward_the_speech_references(setup):
   assert nll[0] > 3.0 and nll[-1] < nll[0] - 1.5, nll  # measured: 5.6 -> 3.6
   with pytest.raises(ValueError, match="rl.sft_weight"):
     grpo.GRPOConfig(sft_weight=-1.0).validate()
+
+
+def test_empty_unlikelihood_matches_numpy_and_skips_unused_utterances():
+  lp = np.log(np.asarray([0.5, 0.01, 0.9, 0.2], np.float32))
+  use = np.asarray([True, True, False, True])
+  want = np.mean(-np.log(1.0 - np.exp(lp[use])))
+  got = grpo.empty_unlikelihood(jnp.asarray(lp), jnp.asarray(use))
+  np.testing.assert_allclose(float(got), want, rtol=1e-6)
+  assert float(grpo.empty_unlikelihood(jnp.asarray(lp), jnp.zeros(4, bool))) == 0.0
+  assert np.isfinite(float(grpo.empty_unlikelihood(jnp.zeros(4), jnp.asarray(use))))
+  with pytest.raises(ValueError, match="rl.empty_unlikelihood"):
+    grpo.GRPOConfig(empty_unlikelihood=-1.0).validate()
+
+
+def test_empty_unlikelihood_stops_speech_from_coming_out_empty(setup):
+  """First teach stopping at once (noise clips, guided to the empty answer), as GRPO's
+  hallucination reward does; then on speech with no reward to tell samples apart, only the
+  unlikelihood term moves P(empty answer), and down."""
+  cfg, params, batch = setup
+  model = FunASR(cfg)
+  gcfg = lambda halluc, w: grpo.GRPOConfig(
+      group_size=8, max_new_tokens=4, beta=0.0, guide=1.0, empty_unlikelihood=w,
+      reward=rewards.RewardConfig(accuracy=0.0, keywords=0.0, hallucination=halluc,
+                                  language=0.0))
+  noise = dict(batch, is_noise=jnp.ones(2, bool),
+               ctc_label_paddings=jnp.ones_like(batch["ctc_label_paddings"]))
+  step, state = adam_run(model, params, noise, gcfg(1.0, 1.0), 1e-2)
+  for _ in range(12):
+    state, m = step(state)
+  assert float(m["empty_prob_silent"]) > 0.3, m  # measured: 0.80
+  assert float(m["empty_prob_speech"]) == 0.0  # no speech in this batch
+  for w in (0.0, 1.0):
+    step, s = adam_run(model, state.params, batch, gcfg(0.0, w), 1e-2)  # a fresh optimizer
+    probs = []
+    for _ in range(8):
+      s, m = step(s)
+      probs.append(float(m["empty_prob_speech"]))
+    if w:  # measured: 0.86 -> 0.0002
+      assert probs[-1] < 0.5 * probs[0] and float(m["empty_unlikelihood"]) > 0, probs
+    else:  # equal rewards, zero advantages, no KL: nothing moves
+      assert probs[0] > 0.3 and probs[-1] == pytest.approx(probs[0], abs=1e-4), probs
