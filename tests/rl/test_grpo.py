@@ -370,6 +370,7 @@ def test_empty_unlikelihood_matches_numpy_and_skips_unused_utterances():
     grpo.GRPOConfig(empty_unlikelihood=-1.0).validate()
 
 
+@pytest.mark.slow  # three GRPO step compilations; the NumPy test above runs by default
 def test_empty_unlikelihood_stops_speech_from_coming_out_empty(setup):
   """First teach stopping at once (noise clips, guided to the empty answer), as GRPO's
   hallucination reward does; then on speech with no reward to tell samples apart, only the
