@@ -225,20 +225,22 @@ def speech_anchor(batch, n: int, eos_id: int, pad_id: int):
   return tokens, mask, fits & speech_utterances(batch)
 
 
+def mean_over(x, use):
+  """Mean of `x [B]` over the rows where `use [B]` holds; 0 where none does."""
+  w = use.astype(jnp.float32)
+  return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
 def anchor_nll(logp, mask, use):
   """Mean over the used utterances of the per-token NLL of their reference (0 without any)."""
   m = mask.astype(jnp.float32)
-  per_utt = -(logp * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0)
-  w = use.astype(jnp.float32)
-  return (per_utt * w).sum() / jnp.maximum(w.sum(), 1.0)
+  return mean_over(-(logp * m).sum(-1) / jnp.maximum(m.sum(-1), 1.0), use)
 
 
 def empty_unlikelihood(first_eos_logp, use):
   """Mean over the `use [B]` utterances of −log(1 − P(end token first)), from the log-prob
   of the end token at the first response position `[B]` (0 without any)."""
-  per_utt = -jnp.log(-jnp.expm1(jnp.minimum(first_eos_logp, -1e-6)))
-  w = use.astype(jnp.float32)
-  return (per_utt * w).sum() / jnp.maximum(w.sum(), 1.0)
+  return mean_over(-jnp.log(-jnp.expm1(jnp.minimum(first_eos_logp, -1e-6))), use)
 
 
 def response_layout(ro, eos_id: int):
@@ -351,12 +353,11 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
     m["entropy"] = (entropy * mask).sum() / jnp.maximum(mask.sum(), 1)
     # P(the answer is empty) on speech and on silent references (0 without any)
     p_empty = jax.lax.stop_gradient(jnp.exp(first_eos))
-    speech = speech_utterances(batch).astype(jnp.float32)
-    m["empty_prob_speech"] = (p_empty * speech).sum() / jnp.maximum(speech.sum(), 1.0)
-    m["empty_prob_silent"] = ((p_empty * (1.0 - speech)).sum()
-                              / jnp.maximum((1.0 - speech).sum(), 1.0))
+    speech = speech_utterances(batch)
+    m["empty_prob_speech"] = mean_over(p_empty, speech)
+    m["empty_prob_silent"] = mean_over(p_empty, ~speech)
     if cfg.empty_unlikelihood > 0:
-      m["empty_unlikelihood"] = empty_unlikelihood(first_eos, speech > 0)
+      m["empty_unlikelihood"] = empty_unlikelihood(first_eos, speech)
       loss = loss + cfg.empty_unlikelihood * m["empty_unlikelihood"]
     if cfg.sft_weight > 0:
       m["anchor_nll"] = anchor_nll(
