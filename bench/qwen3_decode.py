@@ -11,7 +11,9 @@ of rows whose generated tokens are identical. Ours runs in each of --layouts aga
 transformers measurement (before/after in one run):
   scan      the training layout: layers under nn.scan, weights stacked [L, ...]
   unrolled  one module per layer on its own weights, kernels [in, out]
-  decode    unrolled, kernels [out, in]: `decoding_layout`, what every decoder runs
+  out_major unrolled, kernels [out, in]
+  decode    `decoding_layout`, what every decoder runs: unrolled, with whichever kernel
+            layout this machine measured faster (printed as decode:in or decode:out)
 A decoding step reads every weight once (the tied embedding is the head), so each side's
 weight bytes per step times its steps/s is the memory traffic it sustains; the script
 measures, in the same run, what this machine streams at best (a jitted matrix-vector
@@ -50,7 +52,7 @@ _PROMPT = flags.DEFINE_integer("prompt", 32, "Prompt tokens.")
 _NEW = flags.DEFINE_integer("new_tokens", 32, "Generated tokens per row.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs (median).")
 _LAYOUTS = flags.DEFINE_list("layouts", ["decode"], "Our parameter layouts to time: scan, "
-                             "unrolled, decode (see above).")
+                             "unrolled, out_major, decode (see above).")
 
 
 def hf_model(size: str, folder: str):
@@ -91,6 +93,8 @@ def layout(name: str, cfg, params):
   """Converted once, before timing, as inference.asr.FunASR does at load."""
   if name == "decode":
     return decoding_layout(cfg, params)
+  if name == "out_major":
+    return decoding_layout(cfg, params, out_major=True)
   if name == "unrolled":
     return (dataclasses.replace(cfg, scan_layers=False),
             unstack_layers(params, cfg.num_layers))
@@ -130,7 +134,7 @@ def main(argv):
   del argv
   import torch  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(os.cpu_count() or 1)
-  print(f"{'size':<6}{'batch':>6}{'layout':>9}{'ours tok/s':>12}{'HF tok/s':>10}"
+  print(f"{'size':<6}{'batch':>6}{'layout':>11}{'ours tok/s':>12}{'HF tok/s':>10}"
         f"{'speed-up':>10}{'same tokens':>13}{'ours GB/s':>11}{'HF GB/s':>9}"
         f"{'machine GB/s':>14}")
   for size in _SIZES.value:
@@ -145,11 +149,13 @@ def main(argv):
       t_hf, out_hf = timed(theirs(model, ids, _NEW.value), _REPEATS.value)
       n = b * _NEW.value
       for name in _LAYOUTS.value:
-        t_ours, out_ours = timed(ours(*layout(name, cfg, params), ids, _NEW.value),
-                                 _REPEATS.value)
+        lcfg, lparams = layout(name, cfg, params)
+        t_ours, out_ours = timed(ours(lcfg, lparams, ids, _NEW.value), _REPEATS.value)
+        if name == "decode":
+          name = "decode:" + ("out" if lcfg.out_major else "in")
         same = float(np.mean(np.all(out_ours == out_hf, axis=1)))
         traffic = lambda t: nbytes * _NEW.value / t / 1e9  # weight bytes read per second
-        print(f"{size:<6}{b:>6}{name:>9}{n / t_ours:>12.1f}{n / t_hf:>10.1f}"
+        print(f"{size:<6}{b:>6}{name:>11}{n / t_ours:>12.1f}{n / t_hf:>10.1f}"
               f"{t_hf / t_ours:>9.2f}x{same:>13.2f}{traffic(t_ours):>11.1f}"
               f"{traffic(t_hf):>9.1f}{peak / 1e9:>14.1f}", flush=True)
 

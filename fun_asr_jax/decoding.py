@@ -175,10 +175,7 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
                 looped=jnp.zeros((b,), bool),
                 match=jnp.zeros((b, bias_tokens.shape[1] if biased else 0), jnp.int32))
 
-  def cond(st):
-    return (st["step"] < n) & ~jnp.all(st["done"])
-
-  def body(st):
+  def write(st):  # the next token from the carried logits, and the row bookkeeping
     rng, key = jax.random.split(st["rng"])
     tok, lp, done, ended_now = emit(st["logits"], st["step"], key, st["done"], st["match"])
     match = advance_match(bias_tokens, st["match"], tok) if biased else st["match"]
@@ -190,14 +187,23 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
       unit = jnp.where(emitted, loop_unit(tokens, st["step"], cfg), 0)
       lengths = lengths - unit * cfg.loop_repeats
       done, looped = done | (unit > 0), looped | (unit > 0)
-    x = embed(jnp.where(done, cfg.pad_id, tok)[:, None])
-    pos = (prompt_len + st["step"])[:, None]
-    step_pad = done.astype(jnp.float32)[:, None]
-    logits, cache = decoder(x, pos, step_pad, st["cache"], s + st["step"])
-    return dict(step=st["step"] + 1, logits=logits[:, 0], cache=cache, rng=rng, tokens=tokens,
-                logprobs=logprobs, lengths=lengths, done=done, looped=looped, match=match)
+    return dict(st, step=st["step"] + 1, rng=rng, tokens=tokens, logprobs=logprobs,
+                lengths=lengths, done=done, looped=looped, match=match), tok
 
-  st = jax.lax.while_loop(cond, body, state0)
+  def body(st):  # write a token, then run the decoder on it for the next one's logits
+    step = st["step"]
+    st, tok = write(st)
+    x = embed(jnp.where(st["done"], cfg.pad_id, tok)[:, None])
+    pos = (prompt_len + step)[:, None]
+    step_pad = st["done"].astype(jnp.float32)[:, None]
+    logits, cache = decoder(x, pos, step_pad, st["cache"], s + step)
+    return dict(st, logits=logits[:, 0], cache=cache)
+
+  # the last token needs no decoder step after it: n - 1 steps, then one more write (a
+  # no-op on rows already done)
+  st = jax.lax.while_loop(lambda st: (st["step"] < n - 1) & ~jnp.all(st["done"]), body,
+                          state0)
+  st, _ = write(st)
   # drop what the loop guard cut
   cut = st["looped"][:, None] & (jnp.arange(n)[None] >= st["lengths"][:, None])
   return {"tokens": jnp.where(cut, cfg.pad_id, st["tokens"]), "lengths": st["lengths"],

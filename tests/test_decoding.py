@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fun_asr_jax import decoding
+from fun_asr_jax.layers import linear
 from fun_asr_jax.models.llm import LLMConfig, Qwen3, decoding_layout
 
 CFG = LLMConfig(vocab_size=40, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
@@ -47,11 +48,14 @@ def test_last_position_logits_equal_that_row_of_the_full_logits():
   np.testing.assert_allclose(one[:, 0], full[jnp.arange(2), jnp.asarray([4, 2])], atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["plain", "lora_remat", "bf16_cache", "untied_head"])
+@pytest.mark.parametrize("variant", ["plain", "lora_remat", "bf16_cache", "untied_head",
+                                     "in_major"])
 def test_decoding_layout_decodes_as_the_scanned_stack(variant):
-  """The decoding layout (layers unrolled, weights output-major: what every decoder runs)
-  against the scanned stack: same sampled tokens, same log-probabilities, and the unrolled
-  module's own parameter tree has exactly the converted shapes (LoRA and remat included)."""
+  """The decoding layout (layers unrolled, weights output-major or not: what every decoder
+  runs) against the scanned stack: same sampled tokens, same log-probabilities, and the
+  unrolled module's own parameter tree has exactly the converted shapes (LoRA and remat
+  included)."""
+  out_major = variant != "in_major"
   cfg = {"lora_remat": dataclasses.replace(CFG, lora_rank=2, remat="full"),
          "untied_head": dataclasses.replace(CFG, tie_embeddings=False)}.get(variant, CFG)
   cache_dtype = jnp.bfloat16 if variant == "bf16_cache" else jnp.float32
@@ -62,15 +66,18 @@ def test_decoding_layout_decodes_as_the_scanned_stack(variant):
   params = jax.tree.map(lambda x: x * 8 if x.ndim >= 2 else x, init(model))  # sharper
   params = jax.tree_util.tree_map_with_path(  # LoRA's B starts at zero: make it count
       lambda path, x: x + 0.5 if "lora_b" in jax.tree_util.keystr(path) else x, params)
-  ucfg, uparams = decoding_layout(cfg, params["params"])
-  assert not ucfg.scan_layers and ucfg.out_major
+  ucfg, uparams = decoding_layout(cfg, params["params"], out_major)
+  assert not ucfg.scan_layers and ucfg.out_major == out_major
   umodel, uparams = Qwen3(ucfg), {"params": uparams}
   assert jax.tree.map(np.shape, init(umodel)) == jax.tree.map(np.shape, uparams)
   head = ["lm_head"] if variant == "untied_head" else []
   assert sorted(uparams["params"]) == ["embed_tokens", "layers_0", "layers_1"] + head + ["norm"]
   q_proj = uparams["params"]["layers_1"]["q_proj"]
-  np.testing.assert_array_equal(  # [out, in]: the scanned stack's layer 1 kernel, transposed
-      q_proj["kernel_t"], np.asarray(params["params"]["layers"]["q_proj"]["kernel"][1]).T)
+  layer_1 = np.asarray(params["params"]["layers"]["q_proj"]["kernel"][1])
+  if out_major:  # [out, in]: the scanned stack's layer 1 kernel, transposed
+    np.testing.assert_array_equal(q_proj["kernel_t"], layer_1.T)
+  else:
+    np.testing.assert_array_equal(q_proj["kernel"], layer_1)
   if variant == "lora_remat":
     assert "lora_a" in q_proj
 
@@ -85,6 +92,17 @@ def test_decoding_layout_decodes_as_the_scanned_stack(variant):
   np.testing.assert_array_equal(a["tokens"], b["tokens"])
   # fp32 sums in another order (weights x8, log-probs of order 1): agree to ~1e-5
   np.testing.assert_allclose(a["logprobs"], b["logprobs"], atol=1e-5, rtol=1e-5)
+
+
+def test_decoding_layout_picks_the_measured_kernel_layout():
+  """By default the kernel layout is the one this machine measured faster for 16 rows."""
+  model = Qwen3(CFG)
+  params = flax.linen.meta.unbox(model.init(jax.random.key(0), jnp.zeros((1, 1, 32)),
+                                            jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1))))
+  ucfg, uparams = decoding_layout(CFG, params["params"])
+  faster = linear.out_major_is_faster(16, CFG.hidden_size, CFG.mlp_dim)
+  assert isinstance(faster, bool) and ucfg.out_major == faster
+  assert ("kernel_t" in uparams["layers_0"]["up_proj"]) == faster
 
 
 def test_greedy_matches_recomputing_the_full_sequence():

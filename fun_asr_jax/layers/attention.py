@@ -80,6 +80,8 @@ def dot_product_attention(q, k, v, mask, scale: float, bias=None):
   b, t, h, d = q.shape
   hkv = k.shape[2]
   q = q.reshape(b, t, hkv, h // hkv, d)
+  if t == 1 and bias is None:
+    return _one_query_attention(q, k, v, mask, scale).reshape(b, t, h, d).astype(v.dtype)
   logits = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32) * scale
   if bias is not None:
     logits = logits + bias.reshape(bias.shape[0], hkv, h // hkv, t, -1)
@@ -87,3 +89,20 @@ def dot_product_attention(q, k, v, mask, scale: float, bias=None):
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
   return out.reshape(b, t, h, d).astype(v.dtype)
+
+
+def _one_query_attention(q, k, v, mask, scale: float):
+  """A decoding step's attention (`T = 1`) as multiply-and-sum over the cache as stored.
+
+  As a batched matmul, XLA on CPU transposes the whole `[B, S, Hkv, D]` cache into the
+  matmul's layout once per layer and token, for products of a handful of rows; reading
+  it in place costs one pass (bench/RESULTS.md, issue 8). q: `[B, 1, Hkv, G, D]`.
+  """
+  q32 = q[:, 0].astype(jnp.float32)  # [B, K, G, D]
+  logits = jnp.sum(q32[:, None] * k.astype(jnp.float32)[:, :, :, None], axis=-1)  # [B,S,K,G]
+  keep = jnp.broadcast_to(mask, (k.shape[0], 1, k.shape[1]))[:, 0, :, None, None]
+  logits = jnp.where(keep, logits * scale, _NEG_INF)
+  probs = jax.nn.softmax(logits, axis=1).astype(v.dtype)
+  out = jnp.sum(probs[..., None].astype(jnp.float32)
+                * v.astype(jnp.float32)[:, :, :, None], axis=1)  # [B, K, G, D]
+  return out

@@ -6,11 +6,14 @@ freshly attached adapter leaves the function unchanged; A and B live beside the 
 kernel in the same param tree and are selected for training by name (`lora_a`, `lora_b`).
 """
 
+import functools
+import time
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Dtype = Any
 default_kernel_init = nn.initializers.lecun_normal()
@@ -33,9 +36,10 @@ def matmul(x, w, dtype: Dtype, out_major: bool = False):
 class Linear(nn.Module):
   """`y = x W + b (+ LoRA)`; `axes` names the (input, output) logical axes of W.
 
-  `out_major=True` stores W transposed as `kernel_t` `[O, I]` (torch's layout). On CPU a
-  matmul with few rows and a long reduction runs up to 1.45x faster that way (decoding:
-  bench/RESULTS.md, issue 8); decoders convert to it with `out_major_kernels`.
+  `out_major=True` stores W transposed as `kernel_t` `[O, I]` (torch's layout). On some
+  CPUs a matmul with few rows runs up to 1.45x faster that way, on others slower
+  (`out_major_is_faster`; decoding: bench/RESULTS.md, issue 8); decoders convert to it with
+  `out_major_kernels` where it helps.
   """
   features: int
   axes: tuple[str, str]
@@ -82,6 +86,34 @@ def out_major_kernels(params):
     return params
   return {("kernel_t" if k == "kernel" else k):
           (v.T if k == "kernel" else out_major_kernels(v)) for k, v in params.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def out_major_is_faster(rows: int, features_in: int, features_out: int) -> bool:
+  """Whether `x [rows, in] @ W` runs faster on this backend with W stored `[out, in]`.
+
+  Measured once per shape and process. Which layout a CPU's matmul library prefers for
+  few-row products differs between machines (1.4x one way on an Intel AVX-512 host, 1.3-2x
+  the other way on an AMD one: bench/RESULTS.md, issue 8); other backends choose layouts
+  themselves, so they keep `[in, out]`.
+  """
+  if jax.default_backend() != "cpu":
+    return False
+  times = {}
+  with jax.ensure_compile_time_eval():  # also when a decoder converts inside its own jit
+    x = jax.device_put(np.ones((rows, features_in), np.float32))
+    for out_major in (False, True):
+      shape = (features_out, features_in) if out_major else (features_in, features_out)
+      weight = jax.device_put(np.full(shape, 1.0 / features_in, np.float32))
+      f = jax.jit(functools.partial(matmul, dtype=jnp.float32, out_major=out_major))
+      f(x, weight).block_until_ready()
+      runs = []
+      for _ in range(7):
+        t = time.perf_counter()
+        f(x, weight).block_until_ready()
+        runs.append(time.perf_counter() - t)
+      times[out_major] = sorted(runs)[3]
+  return times[True] < times[False]
 
 
 class LayerNorm(nn.Module):

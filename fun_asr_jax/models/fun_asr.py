@@ -212,19 +212,20 @@ class FunASR(nn.Module):
     return out
 
 
-def decoding_layout(cfg: ModelConfig, params):
+def decoding_layout(cfg: ModelConfig, params, out_major: bool | None = None):
   """(cfg, params) -> the same model with its LLM layers unrolled and their weights stored
-  output-major (`llm.decoding_layout`), for autoregressive decoding.
+  in the kernel layout this machine runs faster (`llm.decoding_layout`), for decoding.
 
   The scanned stack slices (copies) each layer's weights out of the stacked arrays once per
   generated token, which at batch 1 doubles the bytes a token costs (bench/RESULTS.md,
-  issue 8), and few-row matmuls run faster on `[out, in]` weights on CPU. Called inside a
+  issue 8), and few-row matmuls on CPU run faster on `[out, in]` weights on some machines,
+  on `[in, out]` ones on others. Called inside a
   jitted decoder it copies them once per call; called once at load (inference.asr.FunASR,
   evaluation) not even that. A no-op on an unrolled config.
   """
   if not cfg.llm.scan_layers:
     return cfg, params
-  llm_cfg, llm_params = llm_lib.decoding_layout(cfg.llm, params["llm"])
+  llm_cfg, llm_params = llm_lib.decoding_layout(cfg.llm, params["llm"], out_major)
   return dataclasses.replace(cfg, llm=llm_cfg), dict(params, llm=llm_params)
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from fun_asr_jax.layers import attention
-from fun_asr_jax.layers.linear import Linear, RMSNorm, out_major_kernels
+from fun_asr_jax.layers.linear import Linear, RMSNorm, out_major_is_faster, out_major_kernels
 from fun_asr_jax.layers.remat import maybe_remat, scan_layers
 
 
@@ -48,8 +48,8 @@ class LLMConfig:
   # layout (`unstack_layers`): XLA copies a layer's weights out of a stacked array each time
   # it uses them, and a decoder uses every layer once per token.
   scan_layers: bool = True
-  # True: Linear weights stored `[out, in]` (`kernel_t`), the other half of the decoding
-  # layout: a decoder's matmuls have few rows, which this CPU runs faster that way.
+  # True: Linear weights stored `[out, in]` (`kernel_t`), an option of the decoding layout:
+  # a decoder's matmuls have few rows, which some CPUs run faster that way.
   out_major: bool = False
 
 
@@ -84,13 +84,21 @@ def unstack_layers(params, num_layers: int):
   return out
 
 
-def decoding_layout(cfg: LLMConfig, params):
-  """(cfg, params) -> the layout decoders use: layers unrolled (`scan_layers=False`) and
-  weights output-major (`out_major=True`); a no-op on it."""
+def decoding_layout(cfg: LLMConfig, params, out_major: bool | None = None):
+  """(cfg, params) -> the layout decoders use: layers unrolled (`scan_layers=False`), and
+  weights output-major (`out_major=True`) where that is faster; a no-op on it.
+
+  `out_major=None` measures which kernel layout this backend runs faster for a 16-row
+  product of the MLP's shape (`out_major_is_faster`); True or False pins it.
+  """
   if not cfg.scan_layers:
     return cfg, params
-  params = out_major_kernels(unstack_layers(params, cfg.num_layers))
-  return dataclasses.replace(cfg, scan_layers=False, out_major=True), params
+  if out_major is None:
+    out_major = out_major_is_faster(16, cfg.hidden_size, cfg.mlp_dim)
+  params = unstack_layers(params, cfg.num_layers)
+  if out_major:
+    params = out_major_kernels(params)
+  return dataclasses.replace(cfg, scan_layers=False, out_major=out_major), params
 
 
 class Qwen3Layer(nn.Module):
