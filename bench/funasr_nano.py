@@ -14,6 +14,7 @@ Sizes: `nano` is Fun-ASR-Nano's geometry (SAN-M 512 x 50+20, Qwen3-0.6B); `small
 same layout at a quarter of the widths and a few layers.
 """
 
+import gc
 import os
 import statistics
 import sys
@@ -133,9 +134,12 @@ def main(argv):
                             target_tokens=_TARGET_TOKENS.value)
       step = jax.jit(lambda s, b: steps.train_step(s, b, model=model, lc=lc, tx=tx,
                                                    lr_fn=lambda _: 1e-5), donate_argnums=0)
-      state = state_lib.TrainState(step=jnp.zeros((), jnp.int32),
-                                   params=jax.tree.map(jnp.copy, params),  # donated below
+      # the state takes the imported weights (donated by the step) and is dropped after
+      # timing, so that at nano size one side's AdamW state is alive at a time (both at
+      # once exceed 24 GB); the weights are re-imported below
+      state = state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                                    opt_state=tx.init(params), rng=jax.random.key(0))
+      params = None
       first = {}
 
       def ours_step():
@@ -144,6 +148,8 @@ def main(argv):
         first.setdefault("loss", float(m["llm_loss"]))
         return jax.block_until_ready(state.params)
       t_ours, _ = timed(ours_step, _REPEATS.value)
+      state = None
+      gc.collect()
       for p in ref.parameters():
         p.requires_grad_(True)
       ref.train()
@@ -158,6 +164,8 @@ def main(argv):
         opt.zero_grad()
       t_ref, _ = timed(their_step, _REPEATS.value)
       ref.eval()
+      del opt
+      gc.collect()
       print(f"{size:<6}{'train':<9}{t_ours:>9.3f}{t_ref:>10.3f}{t_ref / t_ours:>9.2f}x"
             f"  first loss {first['loss']:.5f} vs {ref_first['loss']:.5f}", flush=True)
       # the weights moved on both sides: rebuild (same seed, same weights) and re-import
