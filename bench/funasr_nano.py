@@ -127,7 +127,7 @@ def main(argv):
             f"  max |logit diff| {diff:.1e}", flush=True)
 
     if "train" in _PARTS.value:
-      tx = optax.apply_if_finite(optax.adamw(1e-5), max_consecutive_errors=1_000_000)
+      tx = state_lib.finite_guard(optax.adamw(1e-5), max_consecutive_errors=1_000_000)
       # as launch/train.py runs it: state donated; with --target_tokens the head projects
       # only the target positions (loss.target_tokens)
       lc = steps.LossConfig(objective="sft", llm_weight=1.0, ctc_weight=0.0,

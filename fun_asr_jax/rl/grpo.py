@@ -369,9 +369,8 @@ def train_step(state: state_lib.TrainState, ref_params, batch, tables, *, model:
   def update(carry, _):
     params, opt_state = carry
     (loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
     m = dict(m, loss=loss, grad_norm=optax.global_norm(grads))
-    return (optax.apply_updates(params, updates), opt_state), m
+    return state_lib.apply_update(tx, grads, opt_state, params), m
 
   (params, opt_state), ms = jax.lax.scan(update, (state.params, state.opt_state), None,
                                          length=cfg.num_updates)

@@ -168,8 +168,7 @@ def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossCon
   (loss, metrics), grads = jax.value_and_grad(
       lambda p: loss_fn(state_lib.freeze(p, trainable), batch, rng, model, lc), has_aux=True)(
           state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  params, opt_state = state_lib.apply_update(tx, grads, state.opt_state, state.params)
   consecutive, total = state_lib.nonfinite_counts(opt_state)
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
                  lr=lr_fn(state.step), nonfinite_consecutive=consecutive,
