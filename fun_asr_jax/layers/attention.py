@@ -103,6 +103,5 @@ def _one_query_attention(q, k, v, mask, scale: float):
   keep = jnp.broadcast_to(mask, (k.shape[0], 1, k.shape[1]))[:, 0, :, None, None]
   logits = jnp.where(keep, logits * scale, _NEG_INF)
   probs = jax.nn.softmax(logits, axis=1).astype(v.dtype)
-  out = jnp.sum(probs[..., None].astype(jnp.float32)
-                * v.astype(jnp.float32)[:, :, :, None], axis=1)  # [B, K, G, D]
-  return out
+  return jnp.sum(probs[..., None].astype(jnp.float32)
+                 * v.astype(jnp.float32)[:, :, :, None], axis=1)  # [B, K, G, D]

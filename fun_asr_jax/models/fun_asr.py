@@ -219,9 +219,9 @@ def decoding_layout(cfg: ModelConfig, params, out_major: bool | None = None):
   The scanned stack slices (copies) each layer's weights out of the stacked arrays once per
   generated token, which at batch 1 doubles the bytes a token costs (bench/RESULTS.md,
   issue 8), and few-row matmuls on CPU run faster on `[out, in]` weights on some machines,
-  on `[in, out]` ones on others. Called inside a
-  jitted decoder it copies them once per call; called once at load (inference.asr.FunASR,
-  evaluation) not even that. A no-op on an unrolled config.
+  on `[in, out]` ones on others. Called inside a jitted decoder it copies them once per
+  call; called once at load (inference.asr.FunASR, evaluation) not even that. A no-op on
+  an unrolled config.
   """
   if not cfg.llm.scan_layers:
     return cfg, params

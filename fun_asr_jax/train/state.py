@@ -109,8 +109,9 @@ class FiniteGuard(NamedTuple):
   state), carrying `inner` so that `apply_update` can guard the whole parameter update.
 
   apply_if_finite decides inside a `lax.cond` whose output is the update tree, which XLA
-  then must materialise before adding it to the parameters; on CPU that made AdamW over
-  0.8B parameters 2.7-3.3x slower than unguarded (bench/RESULTS.md, issue 8).
+  then must materialise before adding it to the parameters; on CPU that made a standalone
+  AdamW update 2.7-3.3x slower than unguarded, and the optimizer most of a 0.8B model's
+  training step (bench/RESULTS.md, issue 8).
   """
   init: Any
   update: Any
