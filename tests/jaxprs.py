@@ -11,15 +11,21 @@ def _sub_jaxprs(value):
       yield from _sub_jaxprs(v)
 
 
-def scope_batch_sizes(jaxpr, scope: str, out):
+def scope_batch_sizes(jaxpr, scope: str, out, outer: str = ""):
   """Leading (batch) sizes of every matmul traced under a module scope containing `scope`
-  (e.g. "encoder/subsampling"), nested programs included; gradients count too."""
+  (e.g. "encoder/subsampling"), nested programs included (their names are relative to the
+  equation holding them, e.g. a custom VJP's); input gradients count too. Weight gradients,
+  which contract the rows away (`[N, I] x [N, O] -> [I, O]`), are left out: they have no
+  batch dimension to report."""
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "dot_general" and scope in str(eqn.source_info.name_stack):
-      out.append(eqn.invars[0].aval.shape[0])
+    name = f"{outer}/{eqn.source_info.name_stack}"
+    if eqn.primitive.name == "dot_general" and scope in name:
+      (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+      if 0 not in lhs_contract:
+        out.append(eqn.invars[0].aval.shape[0])
     for value in eqn.params.values():
       for sub in _sub_jaxprs(value):
-        scope_batch_sizes(sub, scope, out)
+        scope_batch_sizes(sub, scope, out, name)
   return out
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
+from jax.ad_checkpoint import checkpoint_name
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,10 +28,41 @@ def param_with_axes(module: nn.Module, name: str, init: Callable, shape: Sequenc
 
 def matmul(x, w, dtype: Dtype, out_major: bool = False):
   """`x @ w` in `dtype` with fp32 accumulation; result cast back to `dtype`. `out_major`:
-  `w` is stored transposed, `[O, I]`."""
-  spec = "...i,oi->...o" if out_major else "...i,io->...o"
-  y = jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
-  return y.astype(dtype)
+  `w` is stored transposed, `[O, I]`. The output is named "linear" for the remat policies
+  (layers/remat.py)."""
+  y = _dot(x.astype(dtype), w.astype(dtype), out_major)
+  return checkpoint_name(y, "linear").astype(dtype)
+
+
+# The gradients are written out because XLA:CPU handles JAX's own transpose of the einsum
+# badly: it fuses the cotangent's producers (e.g. SiLU's derivative) into a transposed copy
+# feeding the weight-gradient matmul, a strided loop ~40x slower per element than a plain
+# transpose (11 ms per LLM MLP in the small preset). Same products, same dtypes as JAX's rule;
+# the small preset's training step 0.557 -> 0.469 s (bench/RESULTS.md, issue 8).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _dot(x, w, out_major: bool):  # [..., I], [I, O] or [O, I] -> [..., O] fp32
+  return jnp.einsum("...i,oi->...o" if out_major else "...i,io->...o", x, w,
+                    preferred_element_type=jnp.float32)
+
+
+def _dot_fwd(x, w, out_major):
+  return _dot(x, w, out_major), (x, w)
+
+
+def _dot_bwd(out_major, res, g):  # g: [..., O] fp32
+  x, w = res
+  g = g.astype(x.dtype)
+  x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])  # [N, I], [N, O]
+  if out_major:
+    dx = jnp.einsum("...o,oi->...i", g, w, preferred_element_type=jnp.float32)
+    dw = jnp.einsum("no,ni->oi", g2, x2, preferred_element_type=jnp.float32)
+  else:
+    dx = jnp.einsum("...o,io->...i", g, w, preferred_element_type=jnp.float32)
+    dw = jnp.einsum("ni,no->io", x2, g2, preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_dot.defvjp(_dot_fwd, _dot_bwd)
 
 
 class Linear(nn.Module):
