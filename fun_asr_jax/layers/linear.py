@@ -38,7 +38,8 @@ def matmul(x, w, dtype: Dtype, out_major: bool = False):
 # badly: it fuses the cotangent's producers (e.g. SiLU's derivative) into a transposed copy
 # feeding the weight-gradient matmul, a strided loop ~40x slower per element than a plain
 # transpose (11 ms per LLM MLP in the small preset). Same products, same dtypes as JAX's rule;
-# the small preset's training step 0.557 -> 0.469 s (bench/RESULTS.md, issue 8).
+# the small preset's training step 0.58 -> 0.47 s (bench/RESULTS.md, issue 8). Forward-mode
+# differentiation (jax.jvp) is not defined through it; nothing here uses it.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _dot(x, w, out_major: bool):  # [..., I], [I, O] or [O, I] -> [..., O] fp32
   return jnp.einsum("...i,oi->...o" if out_major else "...i,io->...o", x, w,

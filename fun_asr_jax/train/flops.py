@@ -12,6 +12,7 @@ knows, e.g. a decode loop's token budget); conditionals count their costliest br
 import math
 
 import jax
+from jax._src.interpreters import partial_eval as pe
 from jax.extend import core as jcore
 
 
@@ -65,5 +66,11 @@ def jaxpr_flops(jaxpr, while_trips: int = 1) -> float:
 
 
 def count_flops(fn, *args, while_trips: int = 1, **kwargs) -> float:
-  """Matmul FLOPs of one call `fn(*args, **kwargs)` (arrays or ShapeDtypeStructs)."""
-  return jaxpr_flops(jax.make_jaxpr(fn)(*args, **kwargs), while_trips)
+  """Matmul FLOPs of one call `fn(*args, **kwargs)` (arrays or ShapeDtypeStructs).
+
+  Dead code is removed first, as XLA does: a custom VJP's backward returns every gradient,
+  including weight gradients of frozen parameters that nothing reads.
+  """
+  jaxpr = jax.make_jaxpr(fn)(*args, **kwargs).jaxpr
+  jaxpr, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
+  return jaxpr_flops(jaxpr, while_trips)

@@ -50,3 +50,17 @@ def test_gradient_counts_forward_and_backward_matmuls():
   loss = lambda w: jnp.sum(jnp.tanh(x @ w))
   fwd = 2 * 32 * 64 * 64
   assert count_flops(jax.value_and_grad(loss), w) == 2 * fwd  # forward + weight gradient
+
+
+def test_gradients_nothing_reads_are_not_counted():
+  """A frozen weight's gradient, which `layers.linear.matmul`'s backward computes and JAX
+  then drops, is dead code XLA removes; the count leaves it out too."""
+  from fun_asr_jax.layers.linear import matmul  # pylint: disable=import-outside-toplevel
+  x, w1, w2 = jnp.ones((256, 128)), jnp.ones((128, 512)), jnp.ones((512, 128))
+  loss = lambda w1, w2: jnp.sum(matmul(jnp.tanh(matmul(x, jax.lax.stop_gradient(w1),
+                                                       jnp.float32)), w2, jnp.float32))
+  grad = jax.grad(loss, argnums=1)
+  ours, theirs = count_flops(grad, w1, w2), xla_flops(grad, w1, w2)
+  # x @ w1 and dW2 = h^T g only: the second product's output, dx and dW1 feed nothing
+  assert ours == 2 * 2 * 256 * 128 * 512, ours
+  assert abs(ours - theirs) / theirs < 0.01, (ours, theirs)
