@@ -54,12 +54,10 @@ def _dot_bwd(out_major, res, g):  # g: [..., O] fp32
   x, w = res
   g = g.astype(x.dtype)
   x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])  # [N, I], [N, O]
-  if out_major:
-    dx = jnp.einsum("...o,oi->...i", g, w, preferred_element_type=jnp.float32)
-    dw = jnp.einsum("no,ni->oi", g2, x2, preferred_element_type=jnp.float32)
-  else:
-    dx = jnp.einsum("...o,io->...i", g, w, preferred_element_type=jnp.float32)
-    dw = jnp.einsum("ni,no->io", x2, g2, preferred_element_type=jnp.float32)
+  dx = jnp.einsum("...o,oi->...i" if out_major else "...o,io->...i", g, w,
+                  preferred_element_type=jnp.float32)
+  dw = jnp.einsum("ni,no->oi" if out_major else "ni,no->io", x2, g2,
+                  preferred_element_type=jnp.float32)
   return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
