@@ -4,6 +4,8 @@
 checkpoint. Usage of a single stage: --config=configs/quickstart.py:s0 (size small).
 """
 
+import statistics
+
 from configs import base, ctc, grpo, pretrain_bestrq, sft
 
 # (name, builder, steps); the LLM is trained from scratch in s0 because no pretrained
@@ -19,6 +21,21 @@ STAGES = (
     ("s5", lambda size: sft.get_config(f"s5,{size}"), 60),
     ("grpo", lambda size: grpo.get_config(size), 20),
 )
+
+# Each stage's share of the training time at the step counts above (small preset, 2 cores,
+# compilation included; bench/RESULTS.md). `launch/quickstart.py --minutes` splits what is
+# left of its budget between the remaining stages in these proportions.
+TIME_SHARE = {"bestrq": 1.0, "ctc": 2.5, "s0": 9.5, "s1": 0.45, "s2": 0.85, "s3": 0.4,
+              "s4": 0.85, "s5": 0.3, "grpo": 1.0}
+
+
+def stage_minutes(budget: float, elapsed: float, stages: list[str],
+                  overheads: list[float]) -> float:
+  """Training minutes for stages[0]: its TIME_SHARE of the budget left once every remaining
+  stage's setup and scoring (the mean of `overheads` so far, else 0.5 min) is set aside."""
+  per_stage = statistics.mean(overheads) if overheads else 0.5
+  left = budget - elapsed - per_stage * len(stages)
+  return max(0.2, left * TIME_SHARE[stages[0]] / sum(TIME_SHARE[n] for n in stages))
 
 
 def stage_config(name: str, size: str = "small", steps: int | None = None,

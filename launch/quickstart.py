@@ -5,11 +5,16 @@ r"""The embedded default: generate a corpus, then run every training stage and s
 Makes WORKDIR/corpus (espeak-ng speech: English, Mandarin, code-switched, hotwords, noise
 and silence), then Best-RQ -> CTC -> s0 (all, LLM from scratch) -> s1 .. s4 -> s5 (CTC
 branch), each stage starting from the previous checkpoint, and prints a table of error
-rates per stage on held-out voices. WORKDIR/s5 is the final checkpoint:
+rates per stage on held-out voices. The last stage's folder (WORKDIR/grpo) is the final
+checkpoint:
 
-  python launch/transcribe.py --checkpoint=/tmp/fun_asr_quickstart/s5 AUDIO.wav
-  python launch/eval.py --checkpoint=/tmp/fun_asr_quickstart/s5 \
+  python launch/transcribe.py --checkpoint=/tmp/fun_asr_quickstart/grpo AUDIO.wav
+  python launch/eval.py --checkpoint=/tmp/fun_asr_quickstart/grpo \
       --manifest=/tmp/fun_asr_quickstart/corpus/test.jsonl --output=report.json
+
+The run keeps to a wall-clock budget (--minutes): each stage trains for its step count or
+for its share of the time left, whichever ends first, so a slower machine runs fewer steps
+instead of running over.
 """
 
 import _bootstrap  # noqa: F401  pylint: disable=unused-import
@@ -32,6 +37,9 @@ _N = flags.DEFINE_integer("num_utterances", 1200, "Training utterances to synthe
 _SCALE = flags.DEFINE_float("steps_scale", 1.0, "Multiplies every stage's step count.")
 _EVAL_N = flags.DEFINE_integer("eval_batches", 6, "Eval batches of 8 per stage (0 = all).")
 _STAGES = flags.DEFINE_list("stages", [n for n, _, _ in quickstart.STAGES], "Stages to run.")
+_MINUTES = flags.DEFINE_float("minutes", 18.5, "Wall-clock budget for the whole run (corpus, "
+                              "training, scoring); 0 = step counts only.")
+
 
 
 def evaluate_stage(workdir: str, test_manifest: str, path: str, max_batches: int) -> dict:
@@ -56,23 +64,26 @@ def main(argv):
   train_m, test_m = os.path.join(corpus, "train.jsonl"), os.path.join(corpus, "test.jsonl")
   noise = os.path.join(os.path.dirname(_bootstrap.ROOT), "shared", "data", "noise",
                        "manifest.jsonl")  # real noise when the project's ../shared is present
-  rows, previous = [], ""
-  for name, _, steps in quickstart.STAGES:
-    if name not in _STAGES.value:
-      continue
+  rows, previous, overheads = [], "", []
+  todo = [n for n, _, _ in quickstart.STAGES if n in _STAGES.value]
+  for i, (name, steps) in enumerate((n, s) for n, _, s in quickstart.STAGES if n in todo):
     t = time.time()
     cfg = quickstart.stage_config(name, _SIZE.value, max(1, int(steps * _SCALE.value)),
                                   train_m, test_m, noise if os.path.exists(noise) else "")
     cfg.init_from = previous
+    if _MINUTES.value > 0:
+      cfg.train.time_limit_minutes = quickstart.stage_minutes(
+          _MINUTES.value, (t - t0) / 60, todo[i:], overheads)
     stage_dir = os.path.join(root, name)
-    loop.train(cfg, stage_dir)
+    result = loop.train(cfg, stage_dir)
     previous = stage_dir
-    row = {"stage": name, "steps": cfg.train.num_steps, "train_min": (time.time() - t) / 60}
+    row = {"stage": name, "steps": result["step"], "train_min": (time.time() - t) / 60}
     if name != "bestrq":
       path = "ctc" if name in ("ctc", "s5") else "llm"
       r = evaluate_stage(stage_dir, test_m, path, _EVAL_N.value)
       row.update(path=path, wer=r["wer"], cer=r["cer"], mer=r["mer"],
                  hallucination=r["hallucination_rate"], n=r["num_utterances"])
+    overheads.append((time.time() - t - result["train_seconds"]) / 60)
     rows.append(row)
   with open(os.path.join(root, "quickstart.json"), "w") as f:
     json.dump(rows, f, indent=1)

@@ -376,7 +376,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     ckpt.close()
     writer.close()
   return {"step": step, "train": last_metrics, "eval": final_eval,
-          "compiled_programs": len(programs), "preempted": stop["flag"]}
+          "compiled_programs": len(programs), "preempted": stop["flag"],
+          "train_seconds": time.perf_counter() - t_start}
 
 
 class StepPrograms:
