@@ -95,10 +95,11 @@ def test_gradient_with_equal_policies_is_the_plain_policy_gradient(setup):
   cfg, params, batch = setup
   model = FunASR(cfg)
   gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=6, beta=0.3)
-  ro = grpo.rollout(model, params, batch, jax.random.key(3), gcfg, TOK.eos_id, TOK.pad_id)
+  ro = jax.jit(lambda k: grpo.rollout(model, params, batch, k, gcfg, TOK.eos_id,
+                                      TOK.pad_id))(jax.random.key(3))
   resp, mask = grpo.response_layout(ro, TOK.eos_id)
   adv = jnp.asarray([1.0, -0.5, -0.5, 0.2, 0.3, -0.5])
-  logp0, _ = grpo.response_logprobs(model, params, batch, resp, mask, G)
+  logp0, _ = jax.jit(lambda p: grpo.response_logprobs(model, p, batch, resp, mask, G))(params)
 
   def grpo_loss(p):
     logp, _ = grpo.response_logprobs(model, p, batch, resp, mask, G)
@@ -109,7 +110,7 @@ def test_gradient_with_equal_policies_is_the_plain_policy_gradient(setup):
     m = mask.astype(jnp.float32)
     return -jnp.mean((adv[:, None] * logp * m).sum(1) / jnp.maximum(m.sum(1), 1))
 
-  g1, g2 = jax.grad(grpo_loss)(params), jax.grad(plain)(params)
+  g1, g2 = jax.jit(jax.grad(grpo_loss))(params), jax.jit(jax.grad(plain))(params)
   for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
   assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g1))
@@ -264,8 +265,8 @@ def test_hinted_samples_write_the_prompt_hotword_and_leave_the_others_alone(setu
   table = hotwords.bias_table(TOK, [["Calloway"], []], 16, entries=8)
   hb = dict(batch, prompt_hotword_ids=jnp.asarray(table))
   plain = grpo.GRPOConfig(group_size=4, max_new_tokens=10)
-  roll = lambda c: grpo.rollout(model, params, hb, jax.random.key(1), c, TOK.eos_id,
-                                TOK.pad_id)
+  roll = lambda c: jax.jit(lambda: grpo.rollout(model, params, hb, jax.random.key(1), c,
+                                                TOK.eos_id, TOK.pad_id))()
   a, b = roll(plain), roll(dataclasses.replace(plain, hotword_bonus=1e4))
   hinted = np.array([0, 0, 1, 1, 0, 0, 0, 0], bool)  # row 1's prompt lists nothing
   np.testing.assert_array_equal(b["hinted"], hinted)
