@@ -41,7 +41,6 @@ _MINUTES = flags.DEFINE_float("minutes", 18.5, "Wall-clock budget for the whole 
                               "training, scoring); 0 = step counts only.")
 
 
-
 def evaluate_stage(workdir: str, test_manifest: str, path: str, max_batches: int) -> dict:
   cfg, params, tok, _ = checkpoint.load_model(workdir)
   params = {k: v for k, v in params.items() if k != "bestrq"}
@@ -65,10 +64,11 @@ def main(argv):
   noise = os.path.join(os.path.dirname(_bootstrap.ROOT), "shared", "data", "noise",
                        "manifest.jsonl")  # real noise when the project's ../shared is present
   rows, previous, overheads = [], "", []
-  todo = [n for n, _, _ in quickstart.STAGES if n in _STAGES.value]
-  for i, (name, steps) in enumerate((n, s) for n, _, s in quickstart.STAGES if n in todo):
+  steps_of = {n: s for n, _, s in quickstart.STAGES}
+  todo = [n for n in steps_of if n in _STAGES.value]
+  for i, name in enumerate(todo):
     t = time.time()
-    cfg = quickstart.stage_config(name, _SIZE.value, max(1, int(steps * _SCALE.value)),
+    cfg = quickstart.stage_config(name, _SIZE.value, max(1, int(steps_of[name] * _SCALE.value)),
                                   train_m, test_m, noise if os.path.exists(noise) else "")
     cfg.init_from = previous
     if _MINUTES.value > 0:
