@@ -26,3 +26,15 @@ def maybe_initialize():
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                  jax.process_index(), jax.process_count(), jax.local_device_count(),
                  jax.device_count())
+
+
+def barrier(name: str, timeout_s: float = 900.0):
+  """Waits until every process reaches `name`, through the coordination service.
+
+  Call it before the first cross-process collective: on CPU that collective creates the gloo
+  context, which gives the other processes only 30 s to arrive, and a loaded host still
+  building its pipelines can miss that (a two-process test failed so under a busy CI run).
+  """
+  if jax.process_count() > 1:
+    from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+    jax_distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))

@@ -260,6 +260,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   tx = state_lib.make_optimizer(cfg, mask)
   factory = state_lib.StateFactory(init_fn(mc, lc), tx, mesh, ema=cfg.optim.ema_decay > 0)
   abstract_state, shardings = factory.abstract()
+  distributed.barrier("fun_asr_setup")  # before the checkpointer's first collective
   ckpt = ckpt_lib.TrainCheckpointer(workdir, cfg.train.keep, cfg.train.keep_every,
                                     cfg.train.async_checkpoint)
   start = ckpt.latest_step()
