@@ -18,7 +18,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from fun_asr_jax.models.llm import LLMConfig, init_cache
+from fun_asr_jax.models.llm import LLMConfig, init_cache, last_index
 from fun_asr_jax.models.llm import positions as llm_positions
 
 
@@ -132,7 +132,8 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
       that position only, `[B, 1, V]`), preferably of the `fun_asr.decoding_layout` model.
     embed: `tokens [B, 1] -> [B, 1, D]`.
     llm_cfg: the decoder's geometry (for the cache).
-    prompt_embeds: `[B, S, D]`; prompt_paddings `[B, S]` (right padding).
+    prompt_embeds: `[B, S, D]`; prompt_paddings `[B, S]` (right padding; holes inside a
+      prompt, such as audio slots left empty, are skipped).
     cfg: sampling options; rng: PRNG key (needed when temperature > 0).
     bias_tokens: `[B, H, L]` hotword token ids per row (-1 padding) for
       `cfg.hotword_bonus`; the logprobs stay those of the unbiased distribution.
@@ -151,7 +152,7 @@ def generate(decoder: Callable, embed: Callable, llm_cfg: LLMConfig, prompt_embe
   positions = llm_positions(prompt_paddings)
   cache = init_cache(llm_cfg, b, s + n, cache_dtype)
   logits, cache = decoder(prompt_embeds, positions, prompt_paddings, cache, 0,
-                          last=jnp.maximum(prompt_len - 1, 0))
+                          last=last_index(prompt_paddings))
   last = logits[:, 0]
 
   biased = bias_tokens is not None and cfg.hotword_bonus != 0

@@ -119,6 +119,22 @@ def test_greedy_matches_recomputing_the_full_sequence():
     assert np.asarray(out["tokens"][i]).tolist() == full_forward_greedy(model, params, p, 6)
 
 
+def test_holes_in_a_prompt_decode_as_the_prompt_without_them():
+  """Masked positions inside a prompt (audio slots left empty by CTC compression) are
+  skipped: the same greedy tokens and log-probs as the prompt with them removed."""
+  _, _, decoder, embed = setup_model()
+  e = jax.random.normal(jax.random.key(3), (2, 7, 32))
+  holes = np.asarray([[0, 0, 1, 1, 0, 0, 0], [0, 1, 0, 0, 1, 1, 1]], np.float32)
+  greedy = decoding.SamplingConfig(max_new_tokens=6)
+  got = decoding.generate(decoder, embed, CFG, e, jnp.asarray(holes), greedy)
+  for i in range(2):
+    keep = np.flatnonzero(holes[i] < 0.5)
+    want = decoding.generate(decoder, embed, CFG, e[i:i + 1, keep], jnp.zeros((1, len(keep))),
+                             greedy)
+    np.testing.assert_array_equal(got["tokens"][i], want["tokens"][0])
+    np.testing.assert_allclose(got["logprobs"][i], want["logprobs"][0], atol=1e-5)
+
+
 def test_end_token_stops_a_row_and_lengths_exclude_it():
   model, params, decoder, embed = setup_model()
   ids = jnp.asarray([[1, 2, 3]])

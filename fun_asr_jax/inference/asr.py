@@ -214,7 +214,8 @@ class FunASR:
                                hotword_bonus=self.retrieval.bias if bias is not None else 0.0)
     gen = jax.device_get(decode_prompts(self.params, jnp.asarray(enc["audio"]),
                                         {k: jnp.asarray(v) for k, v in batch.items()},
-                                        jax.random.key(0), self.cfg, sampling, bias))
+                                        jax.random.key(0), self.cfg, sampling, bias,
+                                        jnp.asarray(enc["audio_paddings"])))
     for j, r in enumerate(out):
       r.text = postprocess(self.tokenizer.decode(gen["tokens"][j, : gen["lengths"][j]]))
       r.language = language if language not in (None, "", "auto") else script_of(r.text)

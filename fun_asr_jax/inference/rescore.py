@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fun_asr_jax.models import llm as llm_lib
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, audio_slot_paddings
 from fun_asr_jax.text import prompts
 
 NEG_INF = -np.inf
@@ -81,19 +81,21 @@ def proposals(log_probs, paddings, tokenizer, blank_id: int, beam: int = 8,
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def target_log_probs(params, audio, rows, batch, cfg: ModelConfig):
+def target_log_probs(params, audio, rows, batch, cfg: ModelConfig, audio_paddings=None):
   """Teacher-forced log P(target | audio, prompt) per row.
 
-  audio `[B, A, D]` adaptor outputs, encoded once per utterance; rows `[N]` which
-  utterance each row is; batch `tokens`, `audio_mask`, `target_mask`, `paddings` `[N, S]`
-  (right-padded layouts with the target). Returns `[N]`.
+  audio `[B, A, D]` adaptor outputs, encoded once per utterance (`audio_paddings [B, A]`
+  theirs); rows `[N]` which utterance each row is; batch `tokens`, `audio_mask`,
+  `target_mask`, `paddings` `[N, S]` (right-padded layouts with the target). Returns `[N]`.
   """
   model = FunASR(cfg)
   v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio[rows],
                        method=FunASR.prompt_embeddings)
-  positions = llm_lib.positions(batch["paddings"])
-  logits, _ = model.apply(v, embeds, positions, batch["paddings"], method=FunASR.decoder)
+  pads = batch["paddings"]
+  if audio_paddings is not None:
+    pads = audio_slot_paddings(pads, batch["audio_mask"], audio_paddings[rows])
+  logits, _ = model.apply(v, embeds, llm_lib.positions(pads), pads, method=FunASR.decoder)
   logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), -1)
   picked = jnp.take_along_axis(logp, batch["tokens"][:, 1:, None], -1)[..., 0]
   return jnp.sum(picked * batch["target_mask"][:, 1:], -1)
@@ -104,10 +106,11 @@ def _bucket(n: int, step: int = 32) -> int:
 
 
 def rescore(cfg: ModelConfig, params, tokenizer, audio, prompt_batch: dict,
-            nbest: list[list[tuple[str, float]]], ctc_weight: float = 1.0) -> list[dict]:
+            nbest: list[list[tuple[str, float]]], ctc_weight: float = 1.0,
+            audio_paddings=None) -> list[dict]:
   """Picks each utterance's answer among its CTC proposals.
 
-  audio `[B, A, D]`; prompt_batch: the inference prompts (`tokens`, `audio_mask`,
+  audio `[B, A, D]` (`audio_paddings [B, A]`); prompt_batch: the inference prompts (`tokens`, `audio_mask`,
   `paddings` `[B, S]`, right-padded); nbest[b]: (text, CTC log-prob) proposals.
   Returns per utterance {'text', 'llm', 'ctc', 'score'} of the winner ('' for none).
   """
@@ -135,7 +138,8 @@ def rescore(cfg: ModelConfig, params, tokenizer, audio, prompt_batch: dict,
   batch = prompts.collate(layouts, tokenizer.pad_id, length=width)
   llm = np.asarray(target_log_probs(
       params, audio, jnp.asarray(rows + [0] * (count - len(rows))),
-      {k: jnp.asarray(v) for k, v in batch.items()}, cfg))
+      {k: jnp.asarray(v) for k, v in batch.items()}, cfg,
+      None if audio_paddings is None else jnp.asarray(audio_paddings)))
   ctc = [p for candidates in nbest for _, p in candidates]
   for i, (b, text) in enumerate(owners):
     score = llm[i] + ctc_weight * ctc[i]

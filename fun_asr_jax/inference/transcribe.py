@@ -14,7 +14,8 @@ import numpy as np
 from fun_asr_jax import decoding
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.models import ctc as ctc_lib
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, decoding_layout, num_audio_tokens
+from fun_asr_jax.models.fun_asr import (FunASR, ModelConfig, audio_slot_paddings,
+                                        decoding_layout, num_audio_tokens)
 from fun_asr_jax.text import prompts
 
 
@@ -22,7 +23,8 @@ from fun_asr_jax.text import prompts
 def encode_audio(params, waveform, wave_lengths, cfg: ModelConfig):
   """The audio side once per batch: adaptor outputs for the prompt, and the CTC first pass.
 
-  Returns a dict: `audio [B, A, D]`; with a CTC branch also its greedy path
+  Returns a dict: `audio [B, A, D]`, `audio_paddings [B, A]`; with a CTC branch also its
+  greedy path
   (`ctc_tokens [B, T]`, `ctc_lengths [B]`, `ctc_frames [B, T]` start frame per token),
   `ctc_valid_frames [B]`, and the posteriors for alignment (`ctc_log_probs [B, T, V]`,
   `ctc_paddings [B, T]`).
@@ -43,10 +45,11 @@ def audio_side(params, enc, enc_pads, cfg: ModelConfig):
 def _audio_side(params, enc, enc_pads, cfg: ModelConfig):
   model = FunASR(cfg)
   v = {"params": params}
-  audio, _ = model.apply(v, enc, enc_pads, method=FunASR.adapt)
-  out = {"audio": audio}
+  logits, lpads = (model.apply(v, enc, enc_pads, method=FunASR.ctc_logits) if cfg.ctc.enabled
+                   else (None, None))
+  audio, audio_pads = model.apply(v, enc, enc_pads, True, logits, method=FunASR.adapt)
+  out = {"audio": audio, "audio_paddings": audio_pads}
   if cfg.ctc.enabled:
-    logits, lpads = model.apply(v, enc, enc_pads, method=FunASR.ctc_logits)
     tokens, lengths, frames = ctc_lib.greedy_decode(logits, lpads, cfg.ctc.blank_id)
     out.update(ctc_tokens=tokens, ctc_lengths=lengths, ctc_frames=frames,
                ctc_valid_frames=jnp.sum(lpads < 0.5, -1), ctc_paddings=lpads,
@@ -72,24 +75,29 @@ def align_tokens(log_probs, paddings, labels, label_lengths, blank_id: int):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "sampling"))
 def decode_prompts(params, audio, batch, rng, cfg: ModelConfig,
-                   sampling: decoding.SamplingConfig, bias_tokens=None):
+                   sampling: decoding.SamplingConfig, bias_tokens=None, audio_paddings=None):
   """Prompt token ids with audio slots `[B, S]` + audio embeddings -> generated tokens
-  (`bias_tokens [B, H, L]`: hotwords for `sampling.hotword_bonus`)."""
+  (`bias_tokens [B, H, L]`: hotwords for `sampling.hotword_bonus`; `audio_paddings [B, A]`:
+  the adaptor's, which mask the slots CTC compression left empty)."""
   cfg, params = decoding_layout(cfg, params)
   model = FunASR(cfg)
   v = {"params": params}
   embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
                        method=FunASR.prompt_embeddings)
+  pads = batch["paddings"]
+  if audio_paddings is not None:
+    pads = audio_slot_paddings(pads, batch["audio_mask"], audio_paddings)
   decoder = decoding.model_decoder(model, v, FunASR.decoder)
   embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
-  return decoding.generate(decoder, embed, cfg.llm, embeds, batch["paddings"], sampling, rng,
+  return decoding.generate(decoder, embed, cfg.llm, embeds, pads, sampling, rng,
                            bias_tokens=bias_tokens)
 
 
 def _generate(params, batch, rng, cfg: ModelConfig, sampling: decoding.SamplingConfig):
   """Audio and prompts of one batch -> generated tokens (and the CTC greedy path)."""
   enc = encode_audio(params, batch["waveform"], batch["wave_lengths"], cfg)
-  out = dict(decode_prompts(params, enc["audio"], batch, rng, cfg, sampling))
+  out = dict(decode_prompts(params, enc["audio"], batch, rng, cfg, sampling,
+                           audio_paddings=enc["audio_paddings"]))
   out.update({k: v for k, v in enc.items()
               if k.startswith("ctc_") and k not in ("ctc_log_probs", "ctc_paddings")})
   return out

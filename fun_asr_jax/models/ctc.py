@@ -43,6 +43,34 @@ def ctc_loss(logits, paddings, labels, label_paddings, blank_id: int):
   return optax.ctc_loss(logits, paddings, labels, label_paddings, blank_id=blank_id)
 
 
+def _emissions(logits, paddings, blank_id: int):
+  """Best-path labels `[B, T]` and where a label starts `[B, T]` bool (not blank, not a
+  repeat of the frame before, not padding)."""
+  best = jnp.argmax(logits, -1)
+  valid = paddings < 0.5
+  prev = jnp.pad(best, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]
+  return best, valid & (best != blank_id) & (best != prev)
+
+
+def compress(frames, paddings, logits, blank_id: int):
+  """CTC compression: only the frames where the best path starts a label, in order.
+
+  A decoder reading the encoder through these sees about one frame per token instead of
+  ~4-6 mostly-blank ones per token (Tsunoo et al. 2023, "Decoder-only architecture for
+  speech recognition with CTC prompts"), so it has no alignment to learn. Shapes stay
+  static: kept frames move to the front and the rest become padding.
+
+  frames `[B, T, E]`, paddings `[B, T]`, logits `[B, T, V]` -> (frames `[B, T, E]`,
+  paddings `[B, T]`). No gradient flows through the choice of frames.
+  """
+  _, keep = _emissions(jax.lax.stop_gradient(logits), paddings, blank_id)
+  order = jnp.argsort(~keep, axis=1, stable=True)  # kept frames first, in time order
+  kept = jnp.take_along_axis(frames, order[..., None], axis=1)
+  count = jnp.sum(keep, -1)
+  new_pads = (jnp.arange(frames.shape[1])[None] >= count[:, None]).astype(paddings.dtype)
+  return kept * (1.0 - new_pads)[..., None].astype(kept.dtype), new_pads
+
+
 def greedy_decode(logits, paddings, blank_id: int):
   """Best path: argmax, merge repeats, drop blanks.
 
@@ -50,10 +78,7 @@ def greedy_decode(logits, paddings, blank_id: int):
     `(tokens [B, T], lengths [B], frames [B, T])`: tokens left-aligned (pad -1) and the
     frame at which each token starts.
   """
-  best = jnp.argmax(logits, -1)  # [B, T]
-  valid = paddings < 0.5
-  prev = jnp.pad(best, ((0, 0), (1, 0)), constant_values=-1)[:, :-1]
-  keep = valid & (best != blank_id) & (best != prev)
+  best, keep = _emissions(logits, paddings, blank_id)
   pos = jnp.cumsum(keep, -1) - 1
   b, t = best.shape
   dest = jnp.where(keep, pos, t)  # dropped items go to a scratch column

@@ -3,6 +3,7 @@
     waveform [B, N] --fbank+LFR--> feats [B, T, 560] --encoder--> enc [B, T', E]
       enc --adaptor--> audio [B, T'', D]  (first n per row fill the prompt's audio slots)
       enc --ctc head--> ctc_logits [B, T', V_ctc]
+      (ctc_compress: enc --keep frames where CTC emits--> adaptor; spare slots masked)
     prompt tokens [B, S] --embed, splice audio--> LLM --> logits [B, S, V]
 
 Everything from waveform to logits is one pure function, so the frontend runs on the
@@ -21,6 +22,7 @@ import numpy as np
 
 from fun_asr_jax.audio import features as F
 from fun_asr_jax.models import adaptor as adaptor_lib
+from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models import encoder as encoder_lib
 from fun_asr_jax.models import llm as llm_lib
 from fun_asr_jax.models.adaptor import Adaptor, AdaptorConfig
@@ -55,6 +57,10 @@ class ModelConfig:
   # 'all': every valid adaptor frame (transformers' FunAsrNano port; our from-scratch models
   # downsample in the adaptor instead).
   audio_tokens: str = "fake_token_len"
+  # The adaptor reads only the encoder frames where the CTC branch's best path starts a
+  # label (`ctc.compress`): about one audio token per text token. The prompt keeps its
+  # slot count (static shapes); slots left empty are masked out of attention.
+  ctc_compress: bool = False
   max_audio_seconds: float = 60.0
 
   def to_dict(self) -> dict:
@@ -118,6 +124,18 @@ def num_audio_tokens(cfg: ModelConfig, num_samples: int) -> int:
   raise ValueError(f"audio_tokens={cfg.audio_tokens!r}: expected 'all' or 'fake_token_len'")
 
 
+def audio_slot_paddings(paddings, audio_mask, audio_paddings):
+  """Masks the prompt's audio slots that got a padding frame (after CTC compression).
+
+  paddings `[B, S]`, audio_mask `[B, S]` bool, audio_paddings `[B, A]` -> `[B, S]`. The
+  empty slots become holes inside the prompt: attention skips them and RoPE positions
+  (`llm.positions`) run on across them, so the LLM sees the prompt without them.
+  """
+  idx = jnp.clip(jnp.cumsum(audio_mask, axis=1) - 1, 0, audio_paddings.shape[1] - 1)
+  empty = jnp.take_along_axis(audio_paddings, idx, axis=1)
+  return jnp.where(audio_mask, jnp.maximum(paddings, empty.astype(paddings.dtype)), paddings)
+
+
 def splice_audio(embeds, audio_mask, audio):
   """Puts audio frames, in order, into the slots marked by `audio_mask`.
 
@@ -163,7 +181,15 @@ class FunASR(nn.Module):
       return self.encoder(feats, paddings, deterministic)
     return self.encoder(feats, paddings, deterministic, cache, index)
 
-  def adapt(self, enc, enc_paddings, deterministic=True):
+  def adapt(self, enc, enc_paddings, deterministic=True, ctc_logits=None):
+    """enc `[B, T, E]` -> (audio `[B, A, D]`, audio paddings `[B, A]`); with
+    `cfg.ctc_compress`, from the frames the CTC branch keeps (`ctc_logits` if computed)."""
+    if self.cfg.ctc_compress:
+      if not self.cfg.ctc.enabled:
+        raise ValueError("model.ctc_compress=True needs the CTC branch (model.ctc.enabled)")
+      if ctc_logits is None:
+        ctc_logits, _ = self.ctc(enc, enc_paddings, deterministic)
+      enc, enc_paddings = ctc_lib.compress(enc, enc_paddings, ctc_logits, self.cfg.ctc.blank_id)
     return self.adaptor(enc, enc_paddings, deterministic)
 
   def ctc_logits(self, enc, enc_paddings, deterministic=True):
@@ -201,14 +227,15 @@ class FunASR(nn.Module):
     else:
       feats, feat_pads = self.features(batch["waveform"], batch["wave_lengths"], rng)
     enc, enc_pads = self.encode(feats, feat_pads, deterministic)
-    audio, _ = self.adapt(enc, enc_pads, deterministic)
-    embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
-    positions = llm_lib.positions(batch["paddings"])
-    logits, _ = self.llm(embeds, positions, batch["paddings"], deterministic=deterministic,
-                         return_hidden=return_hidden)
-    out = {"hidden" if return_hidden else "logits": logits, "enc_paddings": enc_pads}
+    out = {"enc_paddings": enc_pads}
     if self.cfg.ctc.enabled:
       out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
+    audio, audio_pads = self.adapt(enc, enc_pads, deterministic, out.get("ctc_logits"))
+    embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
+    paddings = audio_slot_paddings(batch["paddings"], batch["audio_mask"], audio_pads)
+    logits, _ = self.llm(embeds, llm_lib.positions(paddings), paddings,
+                         deterministic=deterministic, return_hidden=return_hidden)
+    out["hidden" if return_hidden else "logits"] = logits
     return out
 
 

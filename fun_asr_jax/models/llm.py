@@ -59,6 +59,13 @@ def positions(paddings):
   return jnp.maximum(jnp.cumsum(1.0 - paddings, axis=1) - 1, 0).astype(jnp.int32)
 
 
+def last_index(paddings):
+  """Index of each row's last real token: `[B, T]` paddings -> `[B]` int32 (0 if none).
+  Not the real-token count minus one when the row has holes (masked audio slots)."""
+  t = paddings.shape[1]
+  return jnp.max(jnp.where(paddings < 0.5, jnp.arange(t)[None], 0), axis=1).astype(jnp.int32)
+
+
 def init_cache(cfg: LLMConfig, batch: int, max_len: int, dtype=jnp.float32):
   """An empty KV cache for `batch` rows of up to `max_len` tokens."""
   valid = jnp.zeros((batch, max_len), bool)

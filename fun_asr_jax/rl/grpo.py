@@ -35,7 +35,9 @@ import jax.numpy as jnp
 import optax
 
 from fun_asr_jax import decoding
-from fun_asr_jax.models.fun_asr import FunASR, decoding_layout, splice_audio
+from fun_asr_jax.models import llm as llm_lib
+from fun_asr_jax.models.fun_asr import (FunASR, audio_slot_paddings, decoding_layout,
+                                        splice_audio)
 from fun_asr_jax.rl import rewards as rewards_lib
 from fun_asr_jax.train import state as state_lib
 
@@ -128,16 +130,18 @@ def encode(model: FunASR, params, batch):
 
 
 def audio_embeddings(model: FunASR, params, batch, encoded=None):
-  """Adaptor output `[B, Ta, D]`; `encoded` (from `encode`) skips the encoder when given."""
+  """Adaptor output `[B, Ta, D]` and its paddings; `encoded` (from `encode`) skips the
+  encoder when given."""
   enc, enc_pads = encode(model, params, batch) if encoded is None else encoded
-  audio, _ = model.apply({"params": params}, enc, enc_pads, method=FunASR.adapt)
-  return audio
+  return model.apply({"params": params}, enc, enc_pads, method=FunASR.adapt)
 
 
-def prompt_only(batch):
-  """The training layout without its answer: tokens, audio mask and paddings `[B, S]`."""
+def prompt_only(batch, audio_paddings):
+  """The training layout without its answer: tokens, audio mask and paddings `[B, S]`
+  (audio slots left empty by CTC compression masked too)."""
   pads = jnp.maximum(batch["paddings"], batch["target_mask"].astype(jnp.float32))
-  return batch["tokens"], batch["audio_mask"] & (pads < 0.5), pads
+  audio_mask = batch["audio_mask"] & (pads < 0.5)
+  return batch["tokens"], audio_mask, audio_slot_paddings(pads, audio_mask, audio_paddings)
 
 
 def hinted_samples(prompt_hotword_ids, group_size: int):
@@ -159,8 +163,8 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
   g = cfg.group_size
   dcfg, dparams = decoding_layout(model.cfg, params)  # the LLM unrolled: one weight copy
   dmodel, dv = FunASR(dcfg), {"params": dparams}
-  audio = audio_embeddings(dmodel, dparams, batch, encoded)  # [B, Ta, D]
-  tokens, audio_mask, pads = prompt_only(batch)
+  audio, audio_pads = audio_embeddings(dmodel, dparams, batch, encoded)  # [B, Ta, D]
+  tokens, audio_mask, pads = prompt_only(batch, audio_pads)
   embeds = dmodel.apply(dv, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
   embeds, pads = jnp.repeat(embeds, g, axis=0), jnp.repeat(pads, g, axis=0)  # [B·G, S, ...]
   sampling = decoding.SamplingConfig(
@@ -261,8 +265,10 @@ def response_distributions(model: FunASR, params, batch, response, mask, group_s
   from the last real prompt position, the others from the position before them.
   """
   v = {"params": params}
-  audio = jnp.repeat(audio_embeddings(model, params, batch, encoded), group_size, axis=0)
-  tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0) for x in prompt_only(batch))
+  audio, audio_pads = audio_embeddings(model, params, batch, encoded)
+  audio = jnp.repeat(audio, group_size, axis=0)
+  tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0)
+                              for x in prompt_only(batch, audio_pads))
   bg, s = tokens.shape
   n = response.shape[1]
   full = jnp.concatenate([tokens, response], 1)  # [B·G, S + N]
@@ -271,8 +277,7 @@ def response_distributions(model: FunASR, params, batch, response, mask, group_s
   embeds = splice_audio(model.apply(v, full, method=FunASR.embed_tokens), full_audio, audio)
   positions = jnp.maximum(jnp.cumsum(1.0 - full_pads, 1) - 1, 0).astype(jnp.int32)
   logits, _ = model.apply(v, embeds, positions, full_pads, method=FunASR.decoder)
-  prompt_len = jnp.sum(pads < 0.5, 1).astype(jnp.int32)
-  src = jnp.concatenate([(prompt_len - 1)[:, None],
+  src = jnp.concatenate([llm_lib.last_index(pads)[:, None],
                          s + jnp.broadcast_to(jnp.arange(n - 1)[None], (bg, n - 1))], 1)
   picked = jnp.take_along_axis(logits, src[..., None], axis=1).astype(jnp.float32)  # [BG,N,V]
   return jax.nn.log_softmax(picked, -1)

@@ -43,7 +43,7 @@ def decode_batch(cfg: ModelConfig, params, tokenizer, batch: dict, path: str = "
     nbest = rescore_lib.proposals(enc["ctc_log_probs"], enc["ctc_paddings"], tokenizer,
                                   cfg.ctc.blank_id, postprocess=postprocess)
     picked = rescore_lib.rescore(cfg, params, tokenizer, enc["audio"], arrays, nbest,
-                                 ctc_weight)
+                                 ctc_weight, enc["audio_paddings"])
     return [p["text"] for p in picked]
   if path == "ctc":
     toks, lens = jax.device_get(_ctc_greedy(params, arrays, cfg))

@@ -87,3 +87,32 @@ def test_ctc_loss_matches_torch():
       torch.log_softmax(torch.tensor(logits), -1).transpose(0, 1), torch.tensor(labels),
       torch.tensor(t_lens), torch.tensor(u_lens), blank=0, reduction="none")
   np.testing.assert_allclose(np.asarray(ours), ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_compress_keeps_the_frames_where_labels_start_in_order():
+  """Against a loop over frames: keep frame t when its argmax is not blank, differs from
+  frame t-1's and t is not padding; kept frames first, zeros and padding after."""
+  rng = np.random.RandomState(3)
+  b, t, v, e, blank = 3, 12, 5, 4, 4
+  logits = rng.randn(b, t, v).astype(np.float32)
+  logits[..., blank] += 0.8  # blanks common, so runs and gaps both occur
+  logits[1, :] = -5.0
+  logits[1, :, blank] = 5.0  # all blank: nothing kept
+  frames = rng.randn(b, t, e).astype(np.float32)
+  lengths = np.array([12, 7, 9])
+  pads = (np.arange(t)[None] >= lengths[:, None]).astype(np.float32)
+  got, got_pads = ctc.compress(jnp.asarray(frames), jnp.asarray(pads), jnp.asarray(logits),
+                               blank)
+  for i in range(b):
+    best = logits[i].argmax(-1)
+    kept = [s for s in range(lengths[i])
+            if best[s] != blank and (s == 0 or best[s] != best[s - 1])]
+    want = np.zeros((t, e), np.float32)
+    want[: len(kept)] = frames[i, kept]
+    np.testing.assert_array_equal(np.asarray(got[i]), want)
+    np.testing.assert_array_equal(np.asarray(got_pads[i]), np.arange(t) >= len(kept))
+  assert np.asarray(got_pads[1]).all()
+  # gradients reach the kept frames only
+  grad = jax.grad(lambda f: jnp.sum(ctc.compress(f, jnp.asarray(pads), jnp.asarray(logits),
+                                                 blank)[0]))(jnp.asarray(frames))
+  assert (np.asarray(grad)[1] == 0).all() and np.asarray(grad)[0].any()

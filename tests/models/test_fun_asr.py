@@ -1,11 +1,14 @@
 """The composite model: audio slots, splicing, batch/padding invariance end to end."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import models
+from fun_asr_jax.models import adaptor as adaptor_lib
 from fun_asr_jax.models.fun_asr import (FunASR, ModelConfig, fake_token_len, init_params,
                                         num_audio_tokens, splice_audio)
 from fun_asr_jax.text import prompts
@@ -14,9 +17,10 @@ from fun_asr_jax.text.tokenizer import Tokenizer
 TOK = Tokenizer.byte_level()
 
 
-def make_batch(cfg, waves, task="语音转写："):
+def make_batch(cfg, waves, task="语音转写：", slots=None):
   from fun_asr_jax.audio.io import pad_batch
-  lays = [prompts.layout(TOK, num_audio_tokens(cfg, len(w)), task, target="hi 你好") for w in waves]
+  slots = slots or [num_audio_tokens(cfg, len(w)) for w in waves]
+  lays = [prompts.layout(TOK, n, task, target="hi 你好") for n in slots]
   b = prompts.collate(lays, TOK.pad_id)
   b["waveform"], b["wave_lengths"] = pad_batch(waves)
   return b
@@ -52,6 +56,51 @@ def test_audio_slot_count_matches_adaptor_output(size):
   ap = adapted_paddings(params, np.zeros((5, 24000), np.float32), lengths)
   for i, n in enumerate(lengths):
     assert int((np.asarray(ap[i]) < 0.5).sum()) == num_audio_tokens(cfg, int(n))
+
+
+def test_ctc_compression_equals_a_prompt_with_only_the_kept_frames():
+  """`ctc_compress`: the LLM reads the adaptor over the frames where the CTC best path
+  starts a label (chosen here with NumPy) and nothing of the spare audio slots, so the
+  target logits equal those of the plain model given a prompt with exactly as many slots,
+  whose adaptor ran on those frames alone."""
+  cfg = dataclasses.replace(models.model_config("tiny"), ctc_compress=True)
+  plain = FunASR(dataclasses.replace(cfg, ctc_compress=False))
+  params = init_params(cfg, jax.random.key(2))
+  rng = np.random.RandomState(1)
+  waves = [0.1 * rng.randn(n).astype(np.float32) for n in (9000, 16000)]
+  batch = make_batch(cfg, waves)
+  got = jax.jit(FunASR(cfg).apply)(params, batch)
+
+  feats, fp = plain.apply(params, batch["waveform"], batch["wave_lengths"],
+                          method=FunASR.features)
+  enc, ep = plain.apply(params, feats, fp, method=FunASR.encode)
+  logits, lp = plain.apply(params, enc, ep, method=FunASR.ctc_logits)
+  enc, logits, valid = np.asarray(enc), np.asarray(logits), np.asarray(lp) < 0.5
+  kept, slots = [], []
+  for i in range(len(waves)):
+    best = logits[i].argmax(-1)
+    keep = [t for t in range(int(valid[i].sum())) if best[t] != cfg.ctc.blank_id
+            and (t == 0 or best[t] != best[t - 1])]
+    kept.append(enc[i, keep])
+    slots.append(int(adaptor_lib.output_length(cfg.adaptor, len(keep))))
+  assert 0 < min(len(k) for k in kept) and max(slots) < num_audio_tokens(cfg, 16000)
+  width = max(len(k) for k in kept)
+  short = np.zeros((len(waves), width, enc.shape[-1]), np.float32)
+  short_pads = np.ones((len(waves), width), np.float32)
+  for i, k in enumerate(kept):
+    short[i, : len(k)], short_pads[i, : len(k)] = k, 0.0
+  audio, _ = plain.apply(params, short, short_pads, method=FunASR.adapt)
+  ref = make_batch(cfg, waves, slots=slots)
+  embeds = plain.apply(params, ref["tokens"], ref["audio_mask"], audio,
+                       method=FunASR.prompt_embeddings)
+  positions = np.maximum(np.cumsum(1.0 - ref["paddings"], 1) - 1, 0).astype(np.int32)
+  want, _ = plain.apply(params, embeds, positions, ref["paddings"], method=FunASR.decoder)
+  after = lambda b, i: slice(np.flatnonzero(b["audio_mask"][i])[-1] + 1,
+                            int((b["paddings"][i] < 0.5).sum()))
+  for i in range(len(waves)):  # every position after the audio: the prompt's end + target
+    g, w = np.asarray(got["logits"][i, after(batch, i)]), np.asarray(want[i, after(ref, i)])
+    assert g.shape == w.shape and len(g) > int(ref["target_mask"][i].sum())
+    np.testing.assert_allclose(g, w, atol=1e-4)
 
 
 def test_batched_forward_equals_single_examples():

@@ -116,6 +116,25 @@ def test_gradient_with_equal_policies_is_the_plain_policy_gradient(setup):
   assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g1))
 
 
+def test_compressed_audio_rollouts_are_what_the_teacher_forced_pass_would_pick(setup):
+  """With CTC compression the prompts have holes (empty audio slots): the greedy rollout
+  and the teacher-forced log-probs that train on it must read the same positions."""
+  cfg, params, batch = setup
+  model = FunASR(dataclasses.replace(cfg, ctc_compress=True))
+  gcfg = grpo.GRPOConfig(group_size=G, max_new_tokens=6, temperature=0.0)
+  ro = jax.jit(lambda k: grpo.rollout(model, params, batch, k, gcfg, TOK.eos_id,
+                                      TOK.pad_id))(jax.random.key(3))
+  resp, mask = grpo.response_layout(ro, TOK.eos_id)
+  logp_all = jax.jit(lambda p: grpo.response_distributions(model, p, batch, resp, mask, G))(
+      params)
+  audio_pads = jax.jit(lambda p: grpo.audio_embeddings(model, p, batch)[1])(params)
+  assert 0 < int(jnp.sum(audio_pads[0] > 0.5))  # some slots are holes
+  picked = np.asarray(jnp.argmax(logp_all, -1))
+  m = np.asarray(mask)
+  assert m.any()
+  np.testing.assert_array_equal(picked[m], np.asarray(resp)[m])
+
+
 def test_fixed_rng_gives_identical_rollouts(setup):
   cfg, params, batch = setup
   model = FunASR(cfg)
