@@ -30,7 +30,9 @@ class FbankOptions:
   window_type: str = "hamming"  # hamming | povey | hanning | rectangular
   preemph_coeff: float = 0.97
   remove_dc_offset: bool = True
-  dither: float = 0.0  # Kaldi's scale: stddev in waveform units; 1.0 when training
+  # Kaldi's scale: stddev in waveform units. Without an rng key (inference) the noise is
+  # `fixed_dither`'s: deterministic, as Kaldi dithers at decode time too.
+  dither: float = 0.0
   low_freq: float = 20.0
   high_freq: float = 0.0  # <= 0 means offset from Nyquist
   snip_edges: bool = True
@@ -156,7 +158,23 @@ def _frame(waveform, opts: FbankOptions, max_frames: int):
   raise NotImplementedError("snip_edges=False is not supported: Fun-ASR uses snip_edges=True")
 
 
-def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None, warp=None):
+def fixed_dither(first_frame, num_frames: int, window_size: int):
+  """Dither noise `[num_frames, window_size]` that depends on the absolute frame index
+  alone: every run, every batch row and every streaming chunk sees the same noise at the
+  same frame.
+
+  Why inference dithers at all: a model trained with dither never sees a frame of exact
+  digital silence, whose mel energies hit the log floor (log FLT_EPSILON = -15.9 against
+  ~+7 for dither); utterances with zero-filled gaps then decode badly (bench/RESULTS.md).
+  """
+  key = jax.random.key(0x5EED)
+  frames = first_frame + jnp.arange(num_frames)
+  return jax.vmap(lambda t: jax.random.normal(jax.random.fold_in(key, t), (window_size,)))(
+      frames)
+
+
+def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None, warp=None,
+          first_frame=0):
   """Kaldi log-mel filterbank of a padded batch.
 
   Args:
@@ -164,8 +182,10 @@ def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None, warp
       [-1, 1] audio by 32768).
     lengths: `[B]` number of valid samples per row.
     opts: frontend options.
-    rng: PRNG key, needed when `opts.dither > 0`.
+    rng: PRNG key for training's random dither (`opts.dither > 0`); None: `fixed_dither`.
     warp: optional `[B]` VTLN warp factors (training augmentation; None = no warp).
+    first_frame: absolute index of the first frame (a streaming chunk's offset), for
+      `fixed_dither`.
 
   Returns:
     `(features [B, T, num_mel_bins], paddings [B, T])`; T = frames of the longest row.
@@ -178,9 +198,9 @@ def fbank(waveform, lengths, opts: FbankOptions = FbankOptions(), rng=None, warp
                      f"{opts.window_size}-sample window")
   frames = _frame(waveform, opts, max_frames)  # [B, T, W]
   if opts.dither > 0:
-    if rng is None:
-      raise ValueError("fbank: dither > 0 needs an rng key (use dither=0 at eval)")
-    frames = frames + opts.dither * jax.random.normal(rng, frames.shape, frames.dtype)
+    noise = (jax.random.normal(rng, frames.shape, frames.dtype) if rng is not None else
+             fixed_dither(first_frame, max_frames, opts.window_size)[None])
+    frames = frames + opts.dither * noise
   if opts.remove_dc_offset:
     frames = frames - frames.mean(axis=-1, keepdims=True)
   if opts.preemph_coeff:

@@ -142,11 +142,13 @@ def incremental(cfg: ModelConfig) -> bool:
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _encode_chunk(params, samples, length, cache, index, cfg: ModelConfig):
+def _encode_chunk(params, samples, length, cache, index, first_frame, cfg: ModelConfig):
   """The samples of one chunk's feature window `[1, N]`, of which `length` are audio (less
-  than N only at the stream's end) -> (frames `[1, C, D]`, paddings, new cache)."""
+  than N only at the stream's end), starting at fbank frame `first_frame` of the stream ->
+  (frames `[1, C, D]`, paddings, new cache)."""
   model, v = Model(cfg), {"params": params}
-  feats, pads = model.apply(v, samples, jnp.reshape(length, (1,)), method=Model.features)
+  feats, pads = model.apply(v, samples, jnp.reshape(length, (1,)), None, None, first_frame,
+                            method=Model.features)
   return model.apply(v, feats, pads, True, cache, index, method=Model.encode)
 
 
@@ -208,7 +210,7 @@ class Incremental:
     samples[0, : len(piece)] = piece
     self._grow(self.index + self.frames)
     h, pads, self.cache = _encode_chunk(self.asr.params, jnp.asarray(samples), len(piece),
-                                        self.cache, self.index, self.asr.cfg)
+                                        self.cache, self.index, start // _SHIFT, self.asr.cfg)
     self.index += self.frames
     return np.asarray(h)[0, : int(np.sum(np.asarray(pads)[0] < 0.5))]
 

@@ -158,13 +158,16 @@ class FunASR(nn.Module):
     self.llm = Qwen3(c.llm, name="llm")
 
   # -- audio side ---------------------------------------------------------------------
-  def features(self, waveform, lengths, rng=None, warp=None):
+  def features(self, waveform, lengths, rng=None, warp=None, first_frame=0):
     """waveform `[B, N]` in [-1, 1], lengths `[B]` -> (feats `[B, T, F]`, paddings).
 
-    `warp [B]`: VTLP factors for training (see `features.warped_mel_banks`).
+    `rng`: training's random dither (None: the fixed one, if the config dithers);
+    `warp [B]`: VTLP factors for training (see `features.warped_mel_banks`);
+    `first_frame`: the window's first fbank frame in its stream (streaming chunks).
     """
     fc = self.cfg.frontend
-    feats, pads = F.fbank(waveform * fc.waveform_scale, lengths, fc.fbank, rng=rng, warp=warp)
+    feats, pads = F.fbank(waveform * fc.waveform_scale, lengths, fc.fbank, rng=rng, warp=warp,
+                          first_frame=first_frame)
     if fc.lfr_m > 1 or fc.lfr_n > 1:
       feats, pads = F.apply_lfr(feats, pads, fc.lfr_m, fc.lfr_n)
     if fc.cmvn_mean:

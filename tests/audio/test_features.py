@@ -122,14 +122,41 @@ def test_fbank_with_warp_uses_each_rows_warp():
   assert np.abs(np.asarray(warped[1]) - np.asarray(plain[1])).mean() > 0.05
 
 
-def test_dither_changes_features_and_needs_rng():
+def test_training_dither_changes_features_a_little():
   w = np.random.RandomState(1).randn(1, 4000).astype(np.float32) * 100
-  with pytest.raises(ValueError, match="rng"):
-    F.fbank(w, np.array([4000]), F.FbankOptions(dither=1.0))
   a, _ = F.fbank(w, np.array([4000]), F.FbankOptions(dither=1.0), rng=jax.random.key(0))
   b, _ = F.fbank(w, np.array([4000]))
   diff = jnp.abs(a - b)
   assert float(diff.max()) > 0 and float(jnp.median(diff)) < 0.05
+
+
+def test_fixed_dither_is_deterministic_per_frame_and_fills_digital_silence():
+  """Without an rng key, dither is the same at the same absolute frame: identical across
+  calls, batch rows and streaming offsets; frames of exact zeros no longer sit on the log
+  floor (log FLT_EPSILON), which is what a model trained with dither never saw."""
+  opts = F.FbankOptions(dither=1.0)
+  rng = np.random.RandomState(2)
+  speech = rng.randn(8000).astype(np.float32) * 300
+  w = np.concatenate([speech[:3000], np.zeros(3200, np.float32), speech[3000:]])  # a gap
+  one, _ = F.fbank(w[None], np.array([len(w)]), opts)
+  again, _ = F.fbank(w[None], np.array([len(w)]), opts)
+  np.testing.assert_array_equal(np.asarray(one), np.asarray(again))
+  batch = np.zeros((2, len(w) + 1600), np.float32)
+  batch[0, :6000], batch[1, : len(w)] = rng.randn(6000) * 300, w
+  rows, _ = F.fbank(batch, np.array([6000, len(w)]), opts)
+  t = one.shape[1]
+  np.testing.assert_allclose(np.asarray(rows[1, :t]), np.asarray(one[0]), atol=1e-5)
+  k = 37  # a streaming window starting at frame k of the same stream
+  tail, _ = F.fbank(w[None, k * 160:], np.array([len(w) - k * 160]), opts, first_frame=k)
+  np.testing.assert_allclose(np.asarray(tail[0]), np.asarray(one[0, k:]), atol=1e-5)
+  plain, _ = F.fbank(w[None], np.array([len(w)]))
+  floor = np.log(np.finfo(np.float32).eps)
+  gap = slice(3000 // 160 + 3, 6200 // 160 - 3)  # frames wholly inside the gap
+  np.testing.assert_allclose(np.asarray(plain[0, gap]), floor, atol=1e-4)
+  assert float(np.asarray(one[0, gap]).min()) > floor + 10
+  speech_frames = np.r_[0:15, 45:t]  # elsewhere the dither is a small change
+  assert float(np.median(np.abs(np.asarray(one[0, speech_frames])
+                                - np.asarray(plain[0, speech_frames])))) < 0.05
 
 
 def funasr_lfr(x, m=7, n=6):
