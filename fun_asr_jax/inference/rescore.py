@@ -110,8 +110,9 @@ def rescore(cfg: ModelConfig, params, tokenizer, audio, prompt_batch: dict,
             audio_paddings=None) -> list[dict]:
   """Picks each utterance's answer among its CTC proposals.
 
-  audio `[B, A, D]` (`audio_paddings [B, A]`); prompt_batch: the inference prompts (`tokens`, `audio_mask`,
-  `paddings` `[B, S]`, right-padded); nbest[b]: (text, CTC log-prob) proposals.
+  audio `[B, A, D]` (`audio_paddings [B, A]`); prompt_batch: the inference prompts
+  (`tokens`, `audio_mask`, `paddings` `[B, S]`, right-padded); nbest[b]: (text, CTC
+  log-prob) proposals.
   Returns per utterance {'text', 'llm', 'ctc', 'score'} of the winner ('' for none).
   """
   tokens, audio_mask = np.asarray(prompt_batch["tokens"]), np.asarray(prompt_batch["audio_mask"])

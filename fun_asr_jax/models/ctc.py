@@ -57,7 +57,7 @@ def compress(frames, paddings, logits, blank_id: int):
 
   A decoder reading the encoder through these sees about one frame per token instead of
   ~4-6 mostly-blank ones per token (Tsunoo et al. 2023, "Decoder-only architecture for
-  speech recognition with CTC prompts"), so it has no alignment to learn. Shapes stay
+  speech recognition with CTC prompts"): the alignment is the CTC branch's. Shapes stay
   static: kept frames move to the front and the rest become padding.
 
   frames `[B, T, E]`, paddings `[B, T]`, logits `[B, T, V]` -> (frames `[B, T, E]`,
