@@ -35,12 +35,21 @@ from fun_asr_jax.train import checkpoint, evaluation, loop  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo")
+_CALIBRATION = 300  # steps trained at the fitted schedule's start to measure the step rate
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/bench_accuracy", "Scratch and results.")
 _TASK = flags.DEFINE_enum("task", "digits", ["digits", "aishell"], "Which corpus.")
 _SIZE = flags.DEFINE_enum("size", "small", ["tiny", "small"], "Model preset.")
 _MINUTES = flags.DEFINE_float("minutes", 30.0, "Training time budget (2 CPU cores).")
-_STEPS = flags.DEFINE_integer("steps", 6000, "Schedule length (training stops at the budget).")
+_STEPS = flags.DEFINE_integer("steps", 0, "Schedule length (training stops at the budget "
+                              "regardless). 0: fitted to the budget: the run trains "
+                              f"{_CALIBRATION} steps, measures its step rate, and resumes with a "
+                              "cosine that ends with the budget, on any machine's speed.")
+_COMPRESS = flags.DEFINE_integer("ctc_compress_cap", 2, "CTC compression: the adaptor "
+                                 "(downsampling 1) reads the encoder frames where the CTC "
+                                 "best path starts a label, at most one per this many "
+                                 "encoder frames (model.ctc_compress_cap). 0 = off: the "
+                                 "preset's adaptor downsampling 2 over every frame.")
 _TEST_SPEAKER = flags.DEFINE_enum("test_speaker", "theo", list(SPEAKERS), "Held-out speaker.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 4000, "Training sequences.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 300, "Test sequences.")
@@ -147,12 +156,15 @@ def config(manifests, task, stage="s0"):
   if _NOISE_PROB.value > 0:  # each FSDD speaker has one microphone and room: noise varies them
     c.data.noise = os.path.join(SHARED, "data", "noise", "manifest.jsonl")
     c.data.augment.update(noise_prob=_NOISE_PROB.value, snr_db=(5.0, 25.0))
+  if _COMPRESS.value > 0:  # every stage, so that init_from finds the same shapes
+    c.model.update(ctc_compress=True, ctc_compress_cap=_COMPRESS.value)
+    c.model.adaptor.downsample = 1
   c.optim.ema_decay = _EMA.value if stage != "bestrq" else 0.0
   c.data.spec_augment = stage != "bestrq"  # Best-RQ masks its own input
   if stage != "bestrq":
     c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
     c.optim.update(lr=1e-3, warmup_steps=100)
-  c.train.update(num_steps=_STEPS.value, log_every=25, save_every=300,
+  c.train.update(num_steps=_STEPS.value or 6000, log_every=25, save_every=300,
                  time_limit_minutes=_MINUTES.value, compile_ahead=True)
   for item in _SET.value:
     base.apply_override(c, item)
@@ -171,6 +183,46 @@ def score(workdir, manifest, path, task):
                              ctc_weight=_CTC_WEIGHT.value)
 
 
+def train_main(c, run, t_start):
+  """The main stage; with --steps=0 its cosine schedule is fitted to what is left of the
+  budget. Machines differ twice over in speed, and a fixed schedule that the budget cuts
+  ends with the learning rate still high and the parameter average lagging a model that is
+  still moving. The rate is measured on the first `_CALIBRATION` steps (warmup, where the
+  schedule's length does not matter yet); the plan is kept in the run folder, so a rerun
+  resumes with the same schedule."""
+  plan = os.path.join(run, "fitted_schedule.json")
+  if not _STEPS.value and not os.path.exists(plan):
+    first = config_copy(c)
+    first.train.update(num_steps=100 * _CALIBRATION, stop_after_steps=_CALIBRATION)
+    t = time.time()
+    done = loop.train(first, run)["step"]
+    rate = step_rate(run, done)
+    compiling = max(0.0, time.time() - t - done / rate)  # the restart compiles as much again
+    left = 60 * _MINUTES.value - (time.time() - t_start)
+    steps = done + int(0.97 * rate * max(0.0, left - compiling))
+    with open(plan, "w", encoding="utf-8") as f:
+      json.dump({"num_steps": steps, "calibrated_at": done, "steps_per_s": rate,
+                 "seconds_left": left, "compile_seconds": compiling}, f)
+  if os.path.exists(plan):
+    with open(plan, encoding="utf-8") as f:
+      c.train.num_steps = json.load(f)["num_steps"]
+  c.train.time_limit_minutes = max(0.01, _MINUTES.value - (time.time() - t_start) / 60)
+  return dict(loop.train(c, run), num_steps=c.train.num_steps)
+
+
+def config_copy(c):
+  return type(c)(c.to_dict())
+
+
+def step_rate(run, done: int) -> float:
+  """Median steps/s logged in the second half of the calibration (compiles are over)."""
+  with open(os.path.join(run, "metrics.jsonl"), encoding="utf-8") as f:
+    rows = [json.loads(line) for line in f]
+  rows = [r for r in rows if r.get("split") == "train" and "steps_per_s" in r]
+  late = [r["steps_per_s"] for r in rows if r["step"] > done // 2]
+  return float(np.median(late or [r["steps_per_s"] for r in rows]))
+
+
 def main(argv):
   del argv
   root = _WORKDIR.value
@@ -186,17 +238,17 @@ def main(argv):
       first = config(manifests, task, stage)
       first.init_from = previous
       first.train.time_limit_minutes = _MINUTES.value * share
-      first.train.num_steps = int(_STEPS.value * 2 * share)  # these steps are ~2x faster
+      first.train.num_steps = int((_STEPS.value or 6000) * 2 * share)  # ~2x faster steps
       loop.train(first, f"{run}_{stage}")
       previous, spent = f"{run}_{stage}", spent + share
   if previous:
     c.init_from = previous
     c.train.time_limit_minutes = _MINUTES.value - (time.time() - t) / 60
-    c.train.num_steps = int(_STEPS.value * (1 - spent))
-  result = loop.train(c, run)
+    c.train.num_steps = int((_STEPS.value or 6000) * (1 - spent))
+  result = train_main(c, run, t)
   minutes = (time.time() - t) / 60
   report = {"task": task, "size": _SIZE.value, "train_minutes": minutes,
-            "steps": result["step"], "test_speaker": _TEST_SPEAKER.value if task == "digits"
+            "steps": result["step"], "schedule_steps": result["num_steps"], "test_speaker": _TEST_SPEAKER.value if task == "digits"
             else None}
   for path in evaluation.PATHS:
     r = score(run, manifests["test"], path, task)

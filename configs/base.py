@@ -114,6 +114,8 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   need(not c.model.get("llm", {}).get("out_major", False), "model.llm.out_major",
        "True is the decoding layout (fun_asr.decoding_layout); checkpoints store [in, out] "
        "kernels")
+  need(c.model.get("ctc_compress_cap", 0) >= 0, "model.ctc_compress_cap",
+       "must be >= 0 (0 = no cap)")
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")

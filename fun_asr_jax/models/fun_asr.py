@@ -61,6 +61,11 @@ class ModelConfig:
   # label (`ctc.compress`): about one audio token per text token. The prompt keeps its
   # slot count (static shapes); slots left empty are masked out of attention.
   ctc_compress: bool = False
+  # > 0 (with ctc_compress): only the first ceil(T / cap) kept frames of T encoder frames
+  # reach the adaptor, so with adaptor downsampling 1 the adaptor and the prompt cost what
+  # downsampling by `cap` costs, at one frame per label. Labels past the cap are dropped
+  # (at 40 ms frames and cap 2: speech of more than 12.5 CTC labels per second).
+  ctc_compress_cap: int = 0
   max_audio_seconds: float = 60.0
 
   def to_dict(self) -> dict:
@@ -110,7 +115,10 @@ def frame_counts(cfg: ModelConfig, num_samples: int) -> tuple[int, int, int]:
   """(frontend, encoder, adaptor) output frames for a clip of `num_samples` (host, exact)."""
   feats = int(feature_frames(cfg, num_samples))
   enc = int(encoder_lib.output_length(cfg.encoder, np.int64(feats)))
-  adapted = int(adaptor_lib.output_length(cfg.adaptor, np.int64(enc))) if enc > 0 else 0
+  read = enc  # frames the adaptor reads (FunASR.adapt)
+  if cfg.ctc_compress and cfg.ctc_compress_cap > 0:
+    read = -(-enc // cfg.ctc_compress_cap)
+  adapted = int(adaptor_lib.output_length(cfg.adaptor, np.int64(read))) if read > 0 else 0
   return feats, enc, adapted
 
 
@@ -192,7 +200,15 @@ class FunASR(nn.Module):
         raise ValueError("model.ctc_compress=True needs the CTC branch (model.ctc.enabled)")
       if ctc_logits is None:
         ctc_logits, _ = self.ctc(enc, enc_paddings, deterministic)
+      cap = self.cfg.ctc_compress_cap
+      # each row's own cap, so that a row reads the same frames in any batch
+      row_cap = -(-jnp.sum(enc_paddings < 0.5, axis=1) // cap) if cap > 0 else None
       enc, enc_paddings = ctc_lib.compress(enc, enc_paddings, ctc_logits, self.cfg.ctc.blank_id)
+      if cap > 0:  # kept frames are in front: a static slice, then the row's cap
+        keep = -(-enc.shape[1] // cap)
+        over = jnp.arange(keep)[None] >= row_cap[:, None]
+        enc_paddings = jnp.maximum(enc_paddings[:, :keep], over.astype(enc_paddings.dtype))
+        enc = enc[:, :keep] * (1.0 - enc_paddings)[..., None].astype(enc.dtype)
     return self.adaptor(enc, enc_paddings, deterministic)
 
   def ctc_logits(self, enc, enc_paddings, deterministic=True):

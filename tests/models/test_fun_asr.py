@@ -58,12 +58,15 @@ def test_audio_slot_count_matches_adaptor_output(size):
     assert int((np.asarray(ap[i]) < 0.5).sum()) == num_audio_tokens(cfg, int(n))
 
 
-def test_ctc_compression_equals_a_prompt_with_only_the_kept_frames():
+@pytest.mark.parametrize("cap", [0, 6])
+def test_ctc_compression_equals_a_prompt_with_only_the_kept_frames(cap):
   """`ctc_compress`: the LLM reads the adaptor over the frames where the CTC best path
-  starts a label (chosen here with NumPy) and nothing of the spare audio slots, so the
-  target logits equal those of the plain model given a prompt with exactly as many slots,
-  whose adaptor ran on those frames alone."""
-  cfg = dataclasses.replace(models.model_config("tiny"), ctc_compress=True)
+  starts a label (chosen here with NumPy; with `ctc_compress_cap` the first ceil(T / cap)
+  of them for T encoder frames) and nothing of the spare audio slots, so the target logits
+  equal those of the plain model given a prompt with exactly as many slots, whose adaptor
+  ran on those frames alone."""
+  cfg = dataclasses.replace(models.model_config("tiny"), ctc_compress=True,
+                            ctc_compress_cap=cap)
   plain = FunASR(dataclasses.replace(cfg, ctc_compress=False))
   params = init_params(cfg, jax.random.key(2))
   rng = np.random.RandomState(1)
@@ -76,14 +79,20 @@ def test_ctc_compression_equals_a_prompt_with_only_the_kept_frames():
   enc, ep = plain.apply(params, feats, fp, method=FunASR.encode)
   logits, lp = plain.apply(params, enc, ep, method=FunASR.ctc_logits)
   enc, logits, valid = np.asarray(enc), np.asarray(logits), np.asarray(lp) < 0.5
-  kept, slots = [], []
+  kept, slots, dropped = [], [], 0
   for i in range(len(waves)):
     best = logits[i].argmax(-1)
-    keep = [t for t in range(int(valid[i].sum())) if best[t] != cfg.ctc.blank_id
+    frames = int(valid[i].sum())
+    keep = [t for t in range(frames) if best[t] != cfg.ctc.blank_id
             and (t == 0 or best[t] != best[t - 1])]
+    if cap:
+      dropped += len(keep) > -(-frames // cap)
+      keep = keep[: -(-frames // cap)]
     kept.append(enc[i, keep])
     slots.append(int(adaptor_lib.output_length(cfg.adaptor, len(keep))))
-  assert 0 < min(len(k) for k in kept) and max(slots) < num_audio_tokens(cfg, 16000)
+  assert 0 < min(len(k) for k in kept)
+  assert max(slots) < num_audio_tokens(cfg, 16000) or cap  # spare slots: holes
+  assert (dropped > 0) == (cap > 0)  # the cap drops labels of some row here
   width = max(len(k) for k in kept)
   short = np.zeros((len(waves), width, enc.shape[-1]), np.float32)
   short_pads = np.ones((len(waves), width), np.float32)
