@@ -195,7 +195,7 @@ def train_main(c, run, t_start):
   schedule."""
   plan = os.path.join(run, "fitted_schedule.json")
   if not _STEPS.value and not os.path.exists(plan):
-    first = config_copy(c)
+    first = c.copy_and_resolve_references()
     first.train.update(num_steps=100 * _CALIBRATION, stop_after_steps=_CALIBRATION)
     t = time.time()
     done = loop.train(first, run)["step"]
@@ -211,10 +211,6 @@ def train_main(c, run, t_start):
       c.train.num_steps = json.load(f)["num_steps"]
   c.train.time_limit_minutes = max(0.01, _MINUTES.value - (time.time() - t_start) / 60)
   return dict(loop.train(c, run), num_steps=c.train.num_steps)
-
-
-def config_copy(c):
-  return type(c)(c.to_dict())
 
 
 def step_rate(run, done: int) -> float:
@@ -251,8 +247,8 @@ def main(argv):
   result = train_main(c, run, t)
   minutes = (time.time() - t) / 60
   report = {"task": task, "size": _SIZE.value, "train_minutes": minutes,
-            "steps": result["step"], "schedule_steps": result["num_steps"], "test_speaker": _TEST_SPEAKER.value if task == "digits"
-            else None}
+            "steps": result["step"], "schedule_steps": result["num_steps"],
+            "test_speaker": _TEST_SPEAKER.value if task == "digits" else None}
   for path in evaluation.PATHS:
     r = score(run, manifests["test"], path, task)
     report[path] = {k: r[k] for k in ("wer", "cer", "mer", "num_utterances", "substitutions",

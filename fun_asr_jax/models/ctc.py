@@ -52,7 +52,12 @@ def _emissions(logits, paddings, blank_id: int):
   return best, valid & (best != blank_id) & (best != prev)
 
 
-def compress(frames, paddings, logits, blank_id: int):
+def capped_length(frames, cap: int):
+  """Frames a compressed sequence of `frames` keeps at most: ceil(frames / cap) (0 = all)."""
+  return -(-frames // cap) if cap > 0 else frames
+
+
+def compress(frames, paddings, logits, blank_id: int, cap: int = 0):
   """CTC compression: only the frames where the best path starts a label, in order.
 
   A decoder reading the encoder through these sees about one frame per token instead of
@@ -60,14 +65,20 @@ def compress(frames, paddings, logits, blank_id: int):
   speech recognition with CTC prompts"): the alignment is the CTC branch's. Shapes stay
   static: kept frames move to the front and the rest become padding.
 
-  frames `[B, T, E]`, paddings `[B, T]`, logits `[B, T, V]` -> (frames `[B, T, E]`,
-  paddings `[B, T]`). No gradient flows through the choice of frames.
+  `cap > 0` keeps at most `capped_length(T_i, cap)` frames of a row with T_i valid frames
+  (its own count, so a row keeps the same frames in any batch) and returns
+  `capped_length(T, cap)` of them: a reader of the result costs what downsampling by `cap`
+  would, and labels past the cap are dropped.
+
+  frames `[B, T, E]`, paddings `[B, T]`, logits `[B, T, V]` -> (frames `[B, T', E]`,
+  paddings `[B, T']`), T' = capped_length(T, cap). No gradient flows through the choice.
   """
   _, keep = _emissions(jax.lax.stop_gradient(logits), paddings, blank_id)
   order = jnp.argsort(~keep, axis=1, stable=True)  # kept frames first, in time order
-  kept = jnp.take_along_axis(frames, order[..., None], axis=1)
-  count = jnp.sum(keep, -1)
-  new_pads = (jnp.arange(frames.shape[1])[None] >= count[:, None]).astype(paddings.dtype)
+  width = capped_length(frames.shape[1], cap)
+  kept = jnp.take_along_axis(frames, order[:, :width, None], axis=1)
+  count = jnp.minimum(jnp.sum(keep, -1), capped_length(jnp.sum(paddings < 0.5, -1), cap))
+  new_pads = (jnp.arange(width)[None] >= count[:, None]).astype(paddings.dtype)
   return kept * (1.0 - new_pads)[..., None].astype(kept.dtype), new_pads
 
 

@@ -115,9 +115,7 @@ def frame_counts(cfg: ModelConfig, num_samples: int) -> tuple[int, int, int]:
   """(frontend, encoder, adaptor) output frames for a clip of `num_samples` (host, exact)."""
   feats = int(feature_frames(cfg, num_samples))
   enc = int(encoder_lib.output_length(cfg.encoder, np.int64(feats)))
-  read = enc  # frames the adaptor reads (FunASR.adapt)
-  if cfg.ctc_compress and cfg.ctc_compress_cap > 0:
-    read = -(-enc // cfg.ctc_compress_cap)
+  read = ctc_lib.capped_length(enc, cfg.ctc_compress_cap) if cfg.ctc_compress else enc
   adapted = int(adaptor_lib.output_length(cfg.adaptor, np.int64(read))) if read > 0 else 0
   return feats, enc, adapted
 
@@ -200,15 +198,8 @@ class FunASR(nn.Module):
         raise ValueError("model.ctc_compress=True needs the CTC branch (model.ctc.enabled)")
       if ctc_logits is None:
         ctc_logits, _ = self.ctc(enc, enc_paddings, deterministic)
-      cap = self.cfg.ctc_compress_cap
-      # each row's own cap, so that a row reads the same frames in any batch
-      row_cap = -(-jnp.sum(enc_paddings < 0.5, axis=1) // cap) if cap > 0 else None
-      enc, enc_paddings = ctc_lib.compress(enc, enc_paddings, ctc_logits, self.cfg.ctc.blank_id)
-      if cap > 0:  # kept frames are in front: a static slice, then the row's cap
-        keep = -(-enc.shape[1] // cap)
-        over = jnp.arange(keep)[None] >= row_cap[:, None]
-        enc_paddings = jnp.maximum(enc_paddings[:, :keep], over.astype(enc_paddings.dtype))
-        enc = enc[:, :keep] * (1.0 - enc_paddings)[..., None].astype(enc.dtype)
+      enc, enc_paddings = ctc_lib.compress(enc, enc_paddings, ctc_logits, self.cfg.ctc.blank_id,
+                                           self.cfg.ctc_compress_cap)
     return self.adaptor(enc, enc_paddings, deterministic)
 
   def ctc_logits(self, enc, enc_paddings, deterministic=True):
