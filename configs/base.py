@@ -116,6 +116,12 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
        "kernels")
   need(c.model.get("ctc_compress_cap", 0) >= 0, "model.ctc_compress_cap",
        "must be >= 0 (0 = no cap)")
+  for part in ("encoder", "adaptor", "llm", "ctc.decoder"):
+    sub = c.model
+    for key in part.split("."):
+      sub = sub.get(key, {})
+    need(sub.get("scan_unroll", 1) >= 0, f"model.{part}.scan_unroll",
+         "must be >= 0 (layers per scan iteration; 0 = the whole stack unrolled)")
   need(c.data.batch_size > 0, "data.batch_size", "must be positive")
   need(c.data.group_window >= 1, "data.group_window", "must be >= 1 (1 = no grouping)")
   need(c.train.num_steps > 0, "train.num_steps", "must be positive")

@@ -157,13 +157,14 @@ class _Step(nn.Module):
     return out if cache is not None else (out, None)
 
 
-def conformer_stack(num_layers: int, remat: str = "none", name: str | None = None, **kwargs):
+def conformer_stack(num_layers: int, remat: str = "none", name: str | None = None,
+                    unroll: int = 1, **kwargs):
   """`num_layers` scanned ConformerLayers (params `<name>/layer/...`, leading 'layers' axis),
   called as `(x, paddings, deterministic=True, cache=None, index=0)`; with a cache from
   `stream_cache` it returns `(x, new_cache)`."""
   step = maybe_remat(_Step, remat, static_argnums=(5,))
   scanned = scan_layers(step, num_layers, in_axes=(0, nn.broadcast, nn.broadcast,
-                                                   nn.broadcast))
+                                                   nn.broadcast), unroll=unroll)
   module = scanned(tuple(sorted(kwargs.items())), name=name)
 
   def run(x, paddings, deterministic=True, cache=None, index=0):

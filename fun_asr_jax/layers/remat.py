@@ -26,18 +26,25 @@ def maybe_remat(layer_cls, policy: str, static_argnums=()):
                   static_argnums=static_argnums)
 
 
-def scan_layers(layer_cls, num_layers: int, in_axes):
+def scan_layers(layer_cls, num_layers: int, in_axes, unroll: int = 1):
   """`nn.scan` over `num_layers` copies; params stacked on a leading 'layers' axis.
 
   The carry is the hidden state; `in_axes` gives, per extra argument, 0 (scanned per layer,
-  e.g. a KV cache slice) or `nn.broadcast` (shared, e.g. masks).
+  e.g. a KV cache slice) or `nn.broadcast` (shared, e.g. masks). `unroll` layers run per
+  loop iteration (0 = the whole stack as straight-line code: the parameter layout is the
+  same, but the backward pass reads each layer's saved activations directly instead of
+  stacking them into loop buffers and slicing them back, which on CPU costs more than
+  the small presets' matmuls; on TPU a rolled loop keeps compile time flat).
   """
+  if unroll < 0:
+    raise ValueError(f"scan unroll {unroll}: expected >= 0 (0 = fully unrolled)")
   return nn.scan(
       layer_cls,
       variable_axes={"params": 0},
       split_rngs={"params": True, "dropout": True},
       in_axes=in_axes,
       length=num_layers,
+      unroll=unroll or max(num_layers, 1),
       metadata_params={nn.PARTITION_NAME: "layers"},
   )
 
@@ -52,12 +59,13 @@ class _Step(nn.Module):
     return self.layer_cls(**dict(self.layer_kwargs), name="layer")(x, paddings, deterministic), None
 
 
-def stack(layer_cls, num_layers: int, remat: str = "none", name: str | None = None, **kwargs):
+def stack(layer_cls, num_layers: int, remat: str = "none", name: str | None = None,
+          unroll: int = 1, **kwargs):
   """`num_layers` scanned copies of a `(x, paddings, deterministic) -> x` layer.
 
   Params live under `<name>/layer/...` with a leading 'layers' axis of size num_layers.
   """
   step = maybe_remat(_Step, remat, static_argnums=(3,))
-  scanned = scan_layers(step, num_layers, in_axes=(nn.broadcast, nn.broadcast))
+  scanned = scan_layers(step, num_layers, in_axes=(nn.broadcast, nn.broadcast), unroll=unroll)
   module = scanned(layer_cls, tuple(sorted(kwargs.items())), name=name)
   return lambda x, paddings, deterministic=True: module(x, paddings, deterministic)[0]

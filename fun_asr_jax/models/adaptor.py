@@ -28,6 +28,7 @@ class AdaptorConfig:
   norm_eps: float = 1e-12
   dropout: float = 0.0
   remat: str = "none"
+  scan_unroll: int = 1  # layers per scan iteration (layers/remat.scan_layers); 0 = all
   dtype: str = "float32"
 
 
@@ -54,7 +55,8 @@ class Adaptor(nn.Module):
     h = Linear(c.proj_hidden, ("audio_embed", "mlp"), dtype=dtype, name="linear1")(x)
     h = Linear(c.hidden, ("mlp", self.out_axis), dtype=dtype, name="linear2")(nn.relu(h))
     if c.num_layers > 0:
-      h = stack(TransformerLayer, c.num_layers, c.remat, name="blocks", hidden=c.hidden,
+      h = stack(TransformerLayer, c.num_layers, c.remat, name="blocks", unroll=c.scan_unroll,
+                hidden=c.hidden,
                 num_heads=c.num_heads, mlp_dim=c.mlp_dim, norm_eps=c.norm_eps,
                 dropout=c.dropout, dtype=dtype)(h, paddings, deterministic)
     h = h * (1.0 - paddings)[..., None].astype(h.dtype)

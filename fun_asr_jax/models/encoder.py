@@ -41,6 +41,7 @@ class EncoderConfig:
   causal_conv: bool = False
   block_final_norm: bool = True  # conformer: LayerNorm closing each block (post-LN-like)
   remat: str = "none"
+  scan_unroll: int = 1  # layers per scan iteration (layers/remat.scan_layers); 0 = all
   dtype: str = "float32"
 
 
@@ -73,12 +74,12 @@ class SANMEncoder(nn.Module):
               dropout=c.dropout, dtype=dtype)
     x = SANMLayer(first=True, name="encoders0", **kw)(x, paddings, deterministic)
     if c.num_blocks > 1:
-      x = stack(SANMLayer, c.num_blocks - 1, c.remat, name="encoders", **kw)(
-          x, paddings, deterministic)
+      x = stack(SANMLayer, c.num_blocks - 1, c.remat, name="encoders", unroll=c.scan_unroll,
+                **kw)(x, paddings, deterministic)
     x = LayerNorm(c.norm_eps, dtype=dtype, name="after_norm")(x)
     if c.tp_blocks > 0:
-      x = stack(SANMLayer, c.tp_blocks, c.remat, name="tp_encoders", **kw)(
-          x, paddings, deterministic)
+      x = stack(SANMLayer, c.tp_blocks, c.remat, name="tp_encoders", unroll=c.scan_unroll,
+                **kw)(x, paddings, deterministic)
       x = LayerNorm(c.norm_eps, dtype=dtype, name="tp_norm")(x)
     return x * (1.0 - paddings)[..., None].astype(x.dtype), paddings
 
@@ -99,7 +100,8 @@ class ConformerEncoder(nn.Module):
                                   name="subsampling")(
         x, paddings)
     x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
-    x = conformer_stack(c.num_blocks, c.remat, name="layers", hidden=c.hidden,
+    x = conformer_stack(c.num_blocks, c.remat, name="layers", unroll=c.scan_unroll,
+                        hidden=c.hidden,
                         num_heads=c.num_heads, mlp_dim=c.mlp_dim, conv_kernel=c.kernel_size,
                         position=c.position, chunk_size=c.chunk_size,
                         left_chunks=c.left_chunks, causal_conv=c.causal_conv,

@@ -48,6 +48,7 @@ class LLMConfig:
   # layout (`unstack_layers`): XLA copies a layer's weights out of a stacked array each time
   # it uses them, and a decoder uses every layer once per token.
   scan_layers: bool = True
+  scan_unroll: int = 1  # layers per scan iteration (layers/remat.scan_layers); 0 = all
   # True: Linear weights stored `[out, in]` (`kernel_t`), an option of the decoding layout:
   # a decoder's matmuls have few rows, which some CPUs run faster that way.
   out_major: bool = False
@@ -170,7 +171,8 @@ class Qwen3(nn.Module):
     if c.scan_layers:
       self.layers = scan_layers(layer, c.num_layers,
                                 in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast,
-                                         nn.broadcast, nn.broadcast))(c, name="layers")
+                                         nn.broadcast, nn.broadcast),
+                                unroll=c.scan_unroll)(c, name="layers")
     else:
       self.layers = [layer(c) for _ in range(c.num_layers)]  # layers_0, layers_1, ...
     self.norm = RMSNorm(c.rms_norm_eps, dtype=jnp.dtype(c.dtype), name="norm")

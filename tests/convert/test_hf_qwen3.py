@@ -1,5 +1,6 @@
 """Qwen3 import and numerical parity against transformers' Qwen3ForCausalLM."""
 
+import dataclasses
 import json
 import os
 
@@ -37,10 +38,12 @@ def jax_logits(cfg, params, ids, paddings=None):
   return np.asarray(model.apply({"params": params}, emb, pos, pads)[0])
 
 
-@pytest.mark.parametrize("tie", [True, False])
-def test_logits_match_transformers(tmp_path, tie):
+@pytest.mark.parametrize("tie,unroll", [(True, 1), (False, 1), (True, 0), (False, 2)])
+def test_logits_match_transformers(tmp_path, tie, unroll):
+  """Also with the layer loop unrolled (0) and two of the three layers per iteration."""
   model, folder = make_hf(tmp_path, tie=tie)
   cfg, params = hf_qwen3.load(folder)
+  cfg = dataclasses.replace(cfg, scan_unroll=unroll)
   assert cfg.tie_embeddings == tie
   ids = np.random.RandomState(0).randint(0, 160, (2, 11))
   with torch.no_grad():

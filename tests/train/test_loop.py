@@ -78,6 +78,7 @@ def test_repeated_nonfinite_losses_stop_with_a_clear_message(corpus, tmp_path):
     ("data.distractor_prompt_prob", 1.5, "config.data.distractor_prompt_prob"),
     ("model.llm.scan_layers", False, "config.model.llm.scan_layers"),
     ("model.llm.out_major", True, "config.model.llm.out_major"),
+    ("model.ctc.decoder.scan_unroll", -1, "config.model.ctc.decoder.scan_unroll"),
 ])
 def test_invalid_config_is_rejected_at_start(corpus, tmp_path, field, value, message):
   with pytest.raises(ValueError, match=message):
