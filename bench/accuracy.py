@@ -30,7 +30,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: no TPU probe w
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from configs import base, ctc, pretrain_bestrq, sft  # noqa: E402
+from configs import base, ctc, llm_copy, pretrain_bestrq, sft  # noqa: E402
 from fun_asr_jax.data.bucketing import Buckets  # noqa: E402
 from fun_asr_jax.data.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from fun_asr_jax.train import checkpoint, evaluation, loop  # noqa: E402
@@ -71,6 +71,9 @@ _CTC_WEIGHT = flags.DEFINE_float("ctc_weight", 2.0, "The 'rescore' path: CTC n-b
                                  "by log P_llm + ctc_weight * log P_ctc.")
 _CTC_FIRST = flags.DEFINE_float("ctc_first", 0.0, "Share of the budget spent training the "
                                 "encoder with CTC alone before the joint stage (0 = none).")
+_COPY_FIRST = flags.DEFINE_float("llm_copy_first", 0.0, "Share of the budget spent teaching "
+                                 "the from-scratch LLM to copy the transcript out of its "
+                                 "audio slots (configs/llm_copy.py) before the joint stage.")
 _BESTRQ_FIRST = flags.DEFINE_float("bestrq_first", 0.0, "Share of the budget spent on Best-RQ "
                                    "self-supervised pretraining of the encoder, on the same "
                                    "(augmented) training audio, before anything else (0 = none).")
@@ -145,6 +148,7 @@ def aishell_corpus(root):
 def config(manifests, task, stage="s0"):
   c = {"ctc": lambda: ctc.get_config(_SIZE.value),
        "bestrq": lambda: pretrain_bestrq.get_config(_SIZE.value),
+       "copy": lambda: llm_copy.get_config(_SIZE.value),
        "s0": lambda: sft.get_config(f"s0,{_SIZE.value}")}[stage]()
   c.data.train = manifests["train"]
   if manifests.get("tts"):
@@ -162,7 +166,7 @@ def config(manifests, task, stage="s0"):
   if _COMPRESS.value > 0:  # every stage, so that init_from finds the same shapes
     c.model.update(ctc_compress=True, ctc_compress_cap=_COMPRESS.value)
     c.model.adaptor.downsample = 1
-  c.optim.ema_decay = _EMA.value if stage != "bestrq" else 0.0
+  c.optim.ema_decay = _EMA.value if stage not in ("bestrq", "copy") else 0.0
   c.data.spec_augment = stage != "bestrq"  # Best-RQ masks its own input
   if stage != "bestrq":
     c.loss.ctc_weight = 1.0  # the encoder learns its acoustics mostly from CTC
@@ -232,7 +236,8 @@ def main(argv):
   t = time.time()
   c = config(manifests, task)
   previous, spent = "", 0.0  # warm-up stages, each initialising the next
-  for stage, share in (("bestrq", _BESTRQ_FIRST.value), ("ctc", _CTC_FIRST.value)):
+  for stage, share in (("bestrq", _BESTRQ_FIRST.value), ("ctc", _CTC_FIRST.value),
+                       ("copy", _COPY_FIRST.value)):
     if share > 0:
       first = config(manifests, task, stage)
       first.init_from = previous

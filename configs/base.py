@@ -28,7 +28,7 @@ def parse_arg(arg: str | None, choices: dict[str, tuple[str, ...]], defaults: di
 def base_config(size: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.size = size
-  c.objective = "sft"  # sft | ctc | bestrq
+  c.objective = "sft"  # sft | ctc | bestrq | grpo | copy
   c.stage = ""
   c.trainable = ("all",)  # path prefixes; 'llm/lora' = LoRA leaves only
   c.model = ml_collections.ConfigDict(models.model_dict(size))
@@ -69,7 +69,8 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "ema_decay": 0.0})  # > 0: keep a parameter EMA; evaluation and exports use it
   # target_tokens > 0: the LLM head projects only up to that many target positions per
   # row (prompt and audio slots are never predicted); a longer row falls back to all
-  c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3, "target_tokens": 0})
+  c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3, "target_tokens": 0,
+                                      "copy_noise": 0.5})
 
   c.train = ml_collections.ConfigDict({
       "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
@@ -104,8 +105,10 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   def need(cond, field, msg):
     if not cond:
       raise ValueError(f"config.{field}: {msg}")
-  need(c.objective in ("sft", "ctc", "bestrq", "grpo"), "objective",
-       "expected sft, ctc, bestrq or grpo")
+  need(c.objective in ("sft", "ctc", "bestrq", "grpo", "copy"), "objective",
+       "expected sft, ctc, bestrq, grpo or copy")
+  need(c.objective != "copy" or all(t.startswith("llm") for t in c.trainable), "trainable",
+       "the copy objective trains the LLM only (no audio is read): use ('llm',)")
   if c.objective == "grpo":
     grpo_config(c).validate()
   need(c.model.get("llm", {}).get("scan_layers", True), "model.llm.scan_layers",

@@ -151,7 +151,8 @@ def loss_config(cfg) -> steps.LossConfig:
                           ctc_weight=cfg.loss.ctc_weight, spec_augment=cfg.data.spec_augment,
                           specaug=SpecAugmentConfig(**cfg.data.specaug.to_dict()),
                           vtln_warp=cfg.data.vtln_warp, bestrq=bq,
-                          target_tokens=cfg.loss.target_tokens)
+                          target_tokens=cfg.loss.target_tokens,
+                          copy_noise=cfg.loss.get("copy_noise", 0.5))
 
 
 def init_fn(mc: ModelConfig, lc: steps.LossConfig):

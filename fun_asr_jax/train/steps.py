@@ -1,4 +1,4 @@
-"""Losses and the jitted train step for each objective (sft, ctc, bestrq).
+"""Losses and the jitted train step for each objective (sft, ctc, bestrq, copy).
 
 One function per objective computes `(loss, metrics)` from params and a batch; `train_step`
 differentiates it, applies the optimizer (frozen leaves get zero updates, non-finite
@@ -30,6 +30,7 @@ class LossConfig:
   specaug: SpecAugmentConfig = SpecAugmentConfig()
   vtln_warp: float = 0.0  # per-utterance VTLN factor ~ U[1 - x, 1 + x] (0 = off)
   target_tokens: int = 0  # > 0: LLM logits only at up to this many target positions per row
+  copy_noise: float = 0.5  # copy: Gaussian noise on the slot embeddings, x their RMS
   bestrq: bestrq_lib.BestRQConfig | None = None
 
 
@@ -156,7 +157,35 @@ def bestrq_loss(params, batch, rng, model: FunASR, lc: LossConfig):
                 "masked_frames": mask.sum().astype(jnp.float32)}
 
 
-LOSSES = {"sft": sft_loss, "ctc": ctc_loss, "bestrq": bestrq_loss}
+def copy_loss(params, batch, rng, model: FunASR, lc: LossConfig):
+  """The LLM alone learns to read its audio slots, before the encoder has anything to say.
+
+  The slots hold the (noisy) embeddings of the transcript's own tokens, one per slot (the
+  CTC labels: what CTC compression hands the adaptor once the encoder works), the rest are
+  holes; the LLM writes the answer out. A pretrained LLM arrives with such copying heads; a
+  from-scratch one otherwise grows them only after CTC has converged, ~1000 steps late
+  (bench/RESULTS.md). No audio is read, so the encoder and adaptor get no gradient.
+  """
+  k_noise, k_drop = jax.random.split(rng)
+  v = {"params": params}
+  labels, label_pads = batch["ctc_labels"], batch["ctc_label_paddings"]  # [B, U]
+  s = batch["tokens"].shape[1]
+  emb = model.apply(v, labels, method=FunASR.embed_tokens).astype(jnp.float32)  # [B, U, D]
+  rms = jnp.sqrt(jnp.mean(jnp.square(jax.lax.stop_gradient(emb))))
+  emb = emb + lc.copy_noise * rms * jax.random.normal(k_noise, emb.shape)
+  # at least as many entries as any row has slots; those past a row's labels are holes
+  audio = jnp.pad(emb, ((0, 0), (0, s), (0, 0)))
+  audio_pads = jnp.pad(label_pads, ((0, 0), (0, s)), constant_values=1.0)
+  embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
+                       method=FunASR.prompt_embeddings)
+  pads = audio_slot_paddings(batch["paddings"], batch["audio_mask"], audio_pads)
+  logits, _ = model.apply(v, embeds, positions(pads), pads, deterministic=False,
+                          method=FunASR.decoder, rngs={"dropout": k_drop})
+  ce, acc, n = token_cross_entropy(logits, batch["tokens"], batch["target_mask"])
+  return ce, {"llm_loss": ce, "llm_acc": acc, "target_tokens": n}
+
+
+LOSSES = {"sft": sft_loss, "ctc": ctc_loss, "bestrq": bestrq_loss, "copy": copy_loss}
 
 
 def train_step(state: state_lib.TrainState, batch, *, model: FunASR, lc: LossConfig,

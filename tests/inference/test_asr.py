@@ -72,3 +72,54 @@ def test_hotword_bias_writes_the_listed_name_and_leaves_other_rows_alone(asr, cl
   assert [r.text for r in plain] != ["Calloway"] * len(clips)
   assert [r.text for r in biased.transcribe(clips, max_new_tokens=8)] == \
       [r.text for r in unbiased.transcribe(clips, max_new_tokens=8)]
+
+
+def test_a_ctc_compressed_model_transcribes_and_streams_as_its_training_forward(asr, clips):
+  """With `ctc_compress` (and a cap) the adaptor reads only the frames CTC keeps: greedy
+  transcription and a stream's final text are the tokens that re-running the model's
+  training forward over the growing answer picks one at a time."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  import flax  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.inference.asr import FunASR  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.inference.streaming import Stream  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.inference.transcribe import postprocess  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.models import fun_asr  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.text import prompts  # pylint: disable=import-outside-toplevel
+  c = asr.cfg
+  fbank = dataclasses.replace(c.frontend.fbank, dither=0.0)
+  cfg = dataclasses.replace(
+      c, ctc_compress=True, ctc_compress_cap=3,
+      frontend=dataclasses.replace(c.frontend, fbank=fbank),
+      adaptor=dataclasses.replace(c.adaptor, downsample=1),
+      llm=dataclasses.replace(c.llm, scan_layers=True, out_major=False))
+  params = flax.core.meta.unbox(fun_asr.init_params(cfg, jax.random.key(7)))
+  model = FunASR(cfg, params["params"], asr.tokenizer)
+  tok = asr.tokenizer
+  x, rate = audio_io.load(clips[0])
+  x = audio_io.resample(audio_io.to_mono(x), rate)
+
+  forward = jax.jit(fun_asr.FunASR(cfg).apply)
+  lay = prompts.layout(tok, fun_asr.num_audio_tokens(cfg, len(x)), prompts.task_prompt())
+  ids = list(lay.tokens)
+  wave = jnp.asarray(x)[None]
+  answer = []
+  for _ in range(6):
+    n = len(ids)
+    batch = {"tokens": jnp.asarray([ids], jnp.int32),
+             "audio_mask": jnp.asarray([np.pad(lay.audio_mask, (0, n - len(lay.tokens)))]),
+             "target_mask": jnp.zeros((1, n), bool), "paddings": jnp.zeros((1, n)),
+             "waveform": wave, "wave_lengths": jnp.asarray([len(x)], jnp.int32)}
+    nxt = int(jnp.argmax(forward(params, batch)["logits"][0, -1]))
+    if nxt == tok.eos_id:
+      break
+    answer.append(nxt)
+    ids.append(nxt)
+  assert len(answer) >= 3  # a random model whose first token ends the answer tests nothing
+  want = postprocess(tok.decode(answer))
+  got = model.transcribe([x], max_new_tokens=len(answer))[0].text
+  assert got == want
+  stream = Stream(model, chunk_seconds=0.5)
+  stream.accept(x)
+  assert stream.finish().text == model.transcribe([x], max_new_tokens=256)[0].text

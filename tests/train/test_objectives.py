@@ -1,5 +1,6 @@
 """Best-RQ pretraining, LLM-seeded encoders and the CTC stage."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,3 +80,67 @@ def test_gradient_accumulation_updates_every_k_steps(corpus, tmp_path):
   same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a),
                                                                jax.tree.leaves(b)))
   assert not same(p1, p2) and same(p2, p3)  # micro-steps 1 and 3 only accumulate
+
+
+def test_copy_loss_is_the_llm_reading_its_own_token_embeddings():
+  """configs/llm_copy.py's objective, against a prompt built without its holes: each row's
+  audio slots hold the embeddings of its labels, spare slots are dropped from the sequence,
+  and the loss is the next-token NLL of the answer, computed with NumPy."""
+  from fun_asr_jax.models.fun_asr import FunASR, init_params  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.text import prompts  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.text.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.train import steps  # pylint: disable=import-outside-toplevel
+  from configs import models  # pylint: disable=import-outside-toplevel
+  tok = Tokenizer.byte_level()
+  cfg = models.model_config("tiny")
+  model = FunASR(cfg)
+  params = flax.core.meta.unbox(init_params(cfg, jax.random.key(0)))["params"]
+  texts, slots = ["hi", "seven 7"], [6, 9]
+  lays = [prompts.layout(tok, n, prompts.task_prompt(), target=t) for n, t in zip(slots, texts)]
+  batch = prompts.collate(lays, tok.pad_id)
+  labels = [tok.encode(t) for t in texts]
+  u = max(map(len, labels))
+  batch["ctc_labels"] = np.asarray([l + [0] * (u - len(l)) for l in labels], np.int32)
+  batch["ctc_label_paddings"] = np.asarray([[0.0] * len(l) + [1.0] * (u - len(l))
+                                            for l in labels], np.float32)
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  lc = steps.LossConfig(objective="copy", copy_noise=0.0)
+  got, metrics = steps.copy_loss(params, batch, jax.random.key(1), model, lc)
+
+  v = {"params": params}
+  nll, count = 0.0, 0
+  for lay, lab in zip(lays, labels):
+    ids = np.asarray(lay.tokens)
+    emb = np.array(model.apply(v, jnp.asarray(ids)[None], method=FunASR.embed_tokens))[0]
+    where = np.flatnonzero(lay.audio_mask)
+    kept = min(len(lab), len(where))
+    emb[where[:kept]] = np.asarray(model.apply(v, jnp.asarray(lab[:kept])[None],
+                                               method=FunASR.embed_tokens))[0]
+    keep = np.setdiff1d(np.arange(len(ids)), where[kept:])
+    e, ids, tmask = emb[keep], ids[keep], np.asarray(lay.target_mask)[keep]
+    logits, _ = model.apply(v, jnp.asarray(e)[None], jnp.arange(len(e))[None],
+                            jnp.zeros((1, len(e))), method=FunASR.decoder)
+    logits = np.asarray(logits[0], np.float64)
+    m = logits.max(-1, keepdims=True)
+    logp = logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))
+    for t in np.flatnonzero(tmask[1:]) + 1:
+      nll -= logp[t - 1, ids[t]]
+      count += 1
+  assert int(metrics["target_tokens"]) == count
+  np.testing.assert_allclose(float(got), nll / count, rtol=1e-5)
+
+
+def test_copy_stage_trains_the_llm_only(corpus, tmp_path):
+  from configs import llm_copy  # pylint: disable=import-outside-toplevel
+  c = llm_copy.get_config("tiny")
+  base = tiny_config(corpus, steps=4)
+  c.data, c.train, c.optim.warmup_steps = base.data, base.train, 1
+  run = str(tmp_path / "copy")
+  loop.train(c, run)
+  assert all(np.isfinite(v) for v in losses(run).values())
+  early, _ = checkpoint.restore_params(run, step=2)
+  late, _ = checkpoint.restore_params(run, step=4)
+  for part in ("encoder", "adaptor", "ctc"):
+    jax.tree.map(np.testing.assert_array_equal, early[part], late[part])
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(early["llm"]),
+                                                      jax.tree.leaves(late["llm"])))
