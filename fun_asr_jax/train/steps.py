@@ -17,7 +17,8 @@ from fun_asr_jax.audio.specaugment import SpecAugmentConfig, spec_augment
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models.encoder import output_length
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, audio_slot_paddings
+from fun_asr_jax.models.llm import positions
 from fun_asr_jax.train import state as state_lib
 
 
