@@ -26,23 +26,24 @@ BYTE_VOCAB = 288
 # scored LLM WER 0.189 without, 0.083 with (bench/RESULTS.md). Training's is `data.dither`.
 _FBANK_ONLY = {"fbank": {"dither": 1.0}, "lfr_m": 1, "lfr_n": 1, "utterance_norm": True}
 
-# CPU presets run each layer stack unrolled (`scan_unroll` 0; same parameter layout): the
-# rolled loop's activation plumbing cost ~8 % of the small preset's training step on
-# 2 cores (bench/RESULTS.md, issue 8). nano and full keep rolled loops for compile time.
+# The small preset runs each layer stack unrolled (`scan_unroll` 0; same parameter layout):
+# the rolled loop's activation plumbing cost ~10 % of its training step on 2 cores
+# (bench/RESULTS.md, issue 8). tiny (the tests' preset, compile-bound), nano and full keep
+# rolled loops for compile time.
 _UNROLLED = {"scan_unroll": 0}
 
 _PRESETS = {
     "tiny": {
         "frontend": _FBANK_ONLY,
-        "encoder": {**_UNROLLED, "kind": "conformer", "input_dim": 80, "hidden": 64,
+        "encoder": {"kind": "conformer", "input_dim": 80, "hidden": 64,
                     "num_heads": 4, "mlp_dim": 128, "num_blocks": 2, "kernel_size": 7,
                     "subsampling": 4, "block_final_norm": False},
-        "adaptor": {**_UNROLLED, "downsample": 2, "proj_hidden": 128, "hidden": 64,
+        "adaptor": {"downsample": 2, "proj_hidden": 128, "hidden": 64,
                     "num_layers": 1, "num_heads": 4, "mlp_dim": 128, "norm_eps": 1e-5},
         "ctc": {"vocab_size": 0, "blank_id": -1,
-                "decoder": {**_UNROLLED, "proj_hidden": 128, "hidden": 64, "num_layers": 1,
+                "decoder": {"proj_hidden": 128, "hidden": 64, "num_layers": 1,
                             "num_heads": 4, "mlp_dim": 128, "norm_eps": 1e-5}},
-        "llm": {**_UNROLLED, "vocab_size": 0, "hidden_size": 64, "num_layers": 2,
+        "llm": {"vocab_size": 0, "hidden_size": 64, "num_layers": 2,
                 "num_heads": 4, "num_kv_heads": 2, "head_dim": 16, "mlp_dim": 128,
                 "rope_theta": 10000.0},
         "audio_tokens": "all",
