@@ -68,9 +68,11 @@ def base_config(size: str) -> ml_collections.ConfigDict:
       "weight_decay": 0.01, "b1": 0.9, "b2": 0.98, "clip_norm": 1.0, "grad_accum": 1,
       "ema_decay": 0.0})  # > 0: keep a parameter EMA; evaluation and exports use it
   # target_tokens > 0: the LLM head projects only up to that many target positions per
-  # row (prompt and audio slots are never predicted); a longer row falls back to all
+  # row (prompt and audio slots are never predicted); a longer row falls back to all.
+  # slot_weight > 0 (sft with model.ctc_compress): pull each audio slot towards the LLM's
+  # embedding of the token CTC emits there (steps.slot_term)
   c.loss = ml_collections.ConfigDict({"llm_weight": 1.0, "ctc_weight": 0.3, "target_tokens": 0,
-                                      "copy_noise": 0.5})
+                                      "copy_noise": 0.5, "slot_weight": 0.0})
 
   c.train = ml_collections.ConfigDict({
       "num_steps": 1000, "log_every": 10, "eval_every": 0, "save_every": 200,
@@ -107,6 +109,11 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ValueError(f"config.{field}: {msg}")
   need(c.objective in ("sft", "ctc", "bestrq", "grpo", "copy"), "objective",
        "expected sft, ctc, bestrq, grpo or copy")
+  need(c.loss.get("slot_weight", 0.0) >= 0, "loss.slot_weight", "must be >= 0 (0 = off)")
+  need(c.loss.get("slot_weight", 0.0) == 0 or c.model.get("ctc_compress", False),
+       "loss.slot_weight", "needs model.ctc_compress=True (one audio slot per CTC label)")
+  need(c.loss.get("slot_weight", 0.0) == 0 or c.model.adaptor.get("downsample", 1) == 1,
+       "loss.slot_weight", "needs model.adaptor.downsample=1 (one audio slot per CTC label)")
   need(c.objective != "copy" or all(t.startswith("llm") for t in c.trainable), "trainable",
        "the copy objective trains the LLM only (no audio is read): use ('llm',)")
   if c.objective == "grpo":

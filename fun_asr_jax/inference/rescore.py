@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fun_asr_jax.models import llm as llm_lib
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, audio_slot_paddings
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
 from fun_asr_jax.text import prompts
 
 NEG_INF = -np.inf
@@ -90,12 +89,9 @@ def target_log_probs(params, audio, rows, batch, cfg: ModelConfig, audio_padding
   """
   model = FunASR(cfg)
   v = {"params": params}
-  embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio[rows],
-                       method=FunASR.prompt_embeddings)
-  pads = batch["paddings"]
-  if audio_paddings is not None:
-    pads = audio_slot_paddings(pads, batch["audio_mask"], audio_paddings[rows])
-  logits, _ = model.apply(v, embeds, llm_lib.positions(pads), pads, method=FunASR.decoder)
+  logits = model.apply(v, batch["tokens"], batch["audio_mask"], batch["paddings"],
+                       audio[rows], None if audio_paddings is None else audio_paddings[rows],
+                       method=FunASR.read)
   logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), -1)
   picked = jnp.take_along_axis(logp, batch["tokens"][:, 1:, None], -1)[..., 0]
   return jnp.sum(picked * batch["target_mask"][:, 1:], -1)

@@ -14,8 +14,7 @@ import numpy as np
 from fun_asr_jax import decoding
 from fun_asr_jax.audio import io as audio_io
 from fun_asr_jax.models import ctc as ctc_lib
-from fun_asr_jax.models.fun_asr import (FunASR, ModelConfig, audio_slot_paddings,
-                                        decoding_layout, num_audio_tokens)
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, decoding_layout, num_audio_tokens
 from fun_asr_jax.text import prompts
 
 
@@ -82,11 +81,8 @@ def decode_prompts(params, audio, batch, rng, cfg: ModelConfig,
   cfg, params = decoding_layout(cfg, params)
   model = FunASR(cfg)
   v = {"params": params}
-  embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
-                       method=FunASR.prompt_embeddings)
-  pads = batch["paddings"]
-  if audio_paddings is not None:
-    pads = audio_slot_paddings(pads, batch["audio_mask"], audio_paddings)
+  embeds, pads = model.apply(v, batch["tokens"], batch["audio_mask"], batch["paddings"],
+                             audio, audio_paddings, method=FunASR.prompt)
   decoder = decoding.model_decoder(model, v, FunASR.decoder)
   embed = lambda t: model.apply(v, t, method=FunASR.embed_tokens)
   return decoding.generate(decoder, embed, cfg.llm, embeds, pads, sampling, rng,

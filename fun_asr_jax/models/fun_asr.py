@@ -206,8 +206,23 @@ class FunASR(nn.Module):
     return self.ctc(enc, enc_paddings, deterministic)
 
   # -- text side ----------------------------------------------------------------------
-  def prompt_embeddings(self, tokens, audio_mask, audio):
-    return splice_audio(self.llm.embed(tokens), audio_mask, audio)
+  def prompt(self, tokens, audio_mask, paddings, audio, audio_paddings=None):
+    """The LLM's input: tokens `[B, S]` with the audio frames `[B, A, D]` spliced, in order,
+    into the slots of `audio_mask` -> `(embeds [B, S, D], paddings [B, S])`; with the
+    adaptor's `audio_paddings [B, A]` the slots CTC compression left empty become holes."""
+    embeds = splice_audio(self.llm.embed(tokens), audio_mask, audio)
+    if audio_paddings is not None:
+      paddings = audio_slot_paddings(paddings, audio_mask, audio_paddings)
+    return embeds, paddings
+
+  def read(self, tokens, audio_mask, paddings, audio, audio_paddings=None,
+           deterministic=True, return_hidden=False):
+    """Teacher-forced LLM pass over a prompt with its audio (`prompt`'s arguments) ->
+    `logits [B, S, V]`, or the last hidden states `[B, S, D]` with `return_hidden`."""
+    embeds, paddings = self.prompt(tokens, audio_mask, paddings, audio, audio_paddings)
+    out, _ = self.llm(embeds, llm_lib.positions(paddings), paddings,
+                      deterministic=deterministic, return_hidden=return_hidden)
+    return out
 
   def embed_tokens(self, tokens):
     return self.llm.embed(tokens)
@@ -230,7 +245,7 @@ class FunASR(nn.Module):
 
     Returns:
       dict with `logits [B, S, V]`, `ctc_logits [B, T', Vc]` and `ctc_paddings` (if enabled),
-      `enc_paddings`.
+      `enc_paddings`, the adaptor's `audio [B, A, D]` and `audio_paddings [B, A]`.
     """
     if "feats" in batch:
       feats, feat_pads = batch["feats"], batch["feat_paddings"]
@@ -241,11 +256,10 @@ class FunASR(nn.Module):
     if self.cfg.ctc.enabled:
       out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
     audio, audio_pads = self.adapt(enc, enc_pads, deterministic, out.get("ctc_logits"))
-    embeds = self.prompt_embeddings(batch["tokens"], batch["audio_mask"], audio)
-    paddings = audio_slot_paddings(batch["paddings"], batch["audio_mask"], audio_pads)
-    logits, _ = self.llm(embeds, llm_lib.positions(paddings), paddings,
-                         deterministic=deterministic, return_hidden=return_hidden)
-    out["hidden" if return_hidden else "logits"] = logits
+    out["audio"], out["audio_paddings"] = audio, audio_pads
+    out["hidden" if return_hidden else "logits"] = self.read(
+        batch["tokens"], batch["audio_mask"], batch["paddings"], audio, audio_pads,
+        deterministic, return_hidden)
     return out
 
 

@@ -36,8 +36,7 @@ import optax
 
 from fun_asr_jax import decoding
 from fun_asr_jax.models import llm as llm_lib
-from fun_asr_jax.models.fun_asr import (FunASR, audio_slot_paddings, decoding_layout,
-                                        splice_audio)
+from fun_asr_jax.models.fun_asr import FunASR, audio_slot_paddings, decoding_layout
 from fun_asr_jax.rl import rewards as rewards_lib
 from fun_asr_jax.train import state as state_lib
 
@@ -136,12 +135,10 @@ def audio_embeddings(model: FunASR, params, batch, encoded=None):
   return model.apply({"params": params}, enc, enc_pads, method=FunASR.adapt)
 
 
-def prompt_only(batch, audio_paddings):
-  """The training layout without its answer: tokens, audio mask and paddings `[B, S]`
-  (audio slots left empty by CTC compression masked too)."""
+def prompt_only(batch):
+  """The training layout without its answer: tokens, audio mask and paddings `[B, S]`."""
   pads = jnp.maximum(batch["paddings"], batch["target_mask"].astype(jnp.float32))
-  audio_mask = batch["audio_mask"] & (pads < 0.5)
-  return batch["tokens"], audio_mask, audio_slot_paddings(pads, audio_mask, audio_paddings)
+  return batch["tokens"], batch["audio_mask"] & (pads < 0.5), pads
 
 
 def hinted_samples(prompt_hotword_ids, group_size: int):
@@ -164,8 +161,8 @@ def rollout(model: FunASR, params, batch, rng, cfg: GRPOConfig, eos_id: int, pad
   dcfg, dparams = decoding_layout(model.cfg, params)  # the LLM unrolled: one weight copy
   dmodel, dv = FunASR(dcfg), {"params": dparams}
   audio, audio_pads = audio_embeddings(dmodel, dparams, batch, encoded)  # [B, Ta, D]
-  tokens, audio_mask, pads = prompt_only(batch, audio_pads)
-  embeds = dmodel.apply(dv, tokens, audio_mask, audio, method=FunASR.prompt_embeddings)
+  embeds, pads = dmodel.apply(dv, *prompt_only(batch), audio, audio_pads,
+                              method=FunASR.prompt)
   embeds, pads = jnp.repeat(embeds, g, axis=0), jnp.repeat(pads, g, axis=0)  # [B·G, S, ...]
   sampling = decoding.SamplingConfig(
       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
@@ -266,17 +263,15 @@ def response_distributions(model: FunASR, params, batch, response, mask, group_s
   """
   v = {"params": params}
   audio, audio_pads = audio_embeddings(model, params, batch, encoded)
-  audio = jnp.repeat(audio, group_size, axis=0)
-  tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0)
-                              for x in prompt_only(batch, audio_pads))
+  audio, audio_pads = (jnp.repeat(x, group_size, axis=0) for x in (audio, audio_pads))
+  tokens, audio_mask, pads = (jnp.repeat(x, group_size, axis=0) for x in prompt_only(batch))
   bg, s = tokens.shape
   n = response.shape[1]
   full = jnp.concatenate([tokens, response], 1)  # [B·G, S + N]
   full_pads = jnp.concatenate([pads, 1.0 - mask.astype(jnp.float32)], 1)
   full_audio = jnp.concatenate([audio_mask, jnp.zeros((bg, n), bool)], 1)
-  embeds = splice_audio(model.apply(v, full, method=FunASR.embed_tokens), full_audio, audio)
-  positions = jnp.maximum(jnp.cumsum(1.0 - full_pads, 1) - 1, 0).astype(jnp.int32)
-  logits, _ = model.apply(v, embeds, positions, full_pads, method=FunASR.decoder)
+  logits = model.apply(v, full, full_audio, full_pads, audio, audio_pads, method=FunASR.read)
+  pads = audio_slot_paddings(pads, audio_mask, audio_pads)  # the prompt's holes
   src = jnp.concatenate([llm_lib.last_index(pads)[:, None],
                          s + jnp.broadcast_to(jnp.arange(n - 1)[None], (bg, n - 1))], 1)
   picked = jnp.take_along_axis(logits, src[..., None], axis=1).astype(jnp.float32)  # [BG,N,V]

@@ -152,7 +152,8 @@ def loss_config(cfg) -> steps.LossConfig:
                           specaug=SpecAugmentConfig(**cfg.data.specaug.to_dict()),
                           vtln_warp=cfg.data.vtln_warp, bestrq=bq,
                           target_tokens=cfg.loss.target_tokens,
-                          copy_noise=cfg.loss.get("copy_noise", 0.5))
+                          copy_noise=cfg.loss.get("copy_noise", 0.5),
+                          slot_weight=cfg.loss.get("slot_weight", 0.0))
 
 
 def init_fn(mc: ModelConfig, lc: steps.LossConfig):

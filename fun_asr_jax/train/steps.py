@@ -17,8 +17,7 @@ from fun_asr_jax.audio.specaugment import SpecAugmentConfig, spec_augment
 from fun_asr_jax.models import bestrq as bestrq_lib
 from fun_asr_jax.models import ctc as ctc_lib
 from fun_asr_jax.models.encoder import output_length
-from fun_asr_jax.models.fun_asr import FunASR, ModelConfig, audio_slot_paddings
-from fun_asr_jax.models.llm import positions
+from fun_asr_jax.models.fun_asr import FunASR, ModelConfig
 from fun_asr_jax.train import state as state_lib
 
 
@@ -32,6 +31,7 @@ class LossConfig:
   vtln_warp: float = 0.0  # per-utterance VTLN factor ~ U[1 - x, 1 + x] (0 = off)
   target_tokens: int = 0  # > 0: LLM logits only at up to this many target positions per row
   copy_noise: float = 0.5  # copy: Gaussian noise on the slot embeddings, x their RMS
+  slot_weight: float = 0.0  # sft with CTC compression: weight of `slot_term`
   bestrq: bestrq_lib.BestRQConfig | None = None
 
 
@@ -103,6 +103,28 @@ def ctc_term(logits, paddings, batch, blank_id):
   return per_utt.sum() / jnp.maximum(n_labels + per_utt.shape[0], 1.0)
 
 
+def slot_term(model: FunASR, v, out):
+  """Pulls each audio slot towards the LLM's embedding of the label CTC emits there.
+
+  With CTC compression each slot is the frame where CTC's best path starts a label, so
+  there is about one slot per token; an adaptor whose slots look like the tokens' own
+  embeddings hands the LLM something it can copy from the first step that CTC is right,
+  instead of waiting for the LLM to learn reading audio (bench/RESULTS.md, issue 4 item 7).
+  The targets are stop-gradient: the embeddings are the LLM's, not pulled towards audio.
+  Returns the mean over real slots of |slot - target|^2 / mean |target|^2.
+  """
+  labels, _, _ = ctc_lib.greedy_decode(jax.lax.stop_gradient(out["ctc_logits"]),
+                                       out["ctc_paddings"], model.cfg.ctc.blank_id)  # [B, T]
+  audio, w = out["audio"].astype(jnp.float32), 1.0 - out["audio_paddings"]  # [B, A, D], [B, A]
+  labels = jnp.clip(labels[:, :audio.shape[1]], 0, model.cfg.llm.vocab_size - 1)  # [B, A]
+  target = jax.lax.stop_gradient(
+      model.apply(v, labels, method=FunASR.embed_tokens).astype(jnp.float32))
+  n = jnp.maximum(w.sum(), 1.0)
+  scale = jnp.maximum(jnp.sum(jnp.mean(jnp.square(target), -1) * w) / n, 1e-6)
+  err = jnp.mean(jnp.square(audio - target), -1) / scale  # [B, A]
+  return jnp.sum(err * w) / n
+
+
 def sft_loss(params, batch, rng, model: FunASR, lc: LossConfig):
   k_feat, k_drop = jax.random.split(rng)
   v = {"params": params}
@@ -123,6 +145,10 @@ def sft_loss(params, batch, rng, model: FunASR, lc: LossConfig):
     c = ctc_term(out["ctc_logits"], out["ctc_paddings"], batch, model.cfg.ctc.blank_id)
     metrics["ctc_loss"] = c
     loss = loss + lc.ctc_weight * c
+  if lc.slot_weight > 0:
+    s = slot_term(model, v, out)
+    metrics["slot_loss"] = s
+    loss = loss + lc.slot_weight * s
   return loss, metrics
 
 
@@ -177,11 +203,9 @@ def copy_loss(params, batch, rng, model: FunASR, lc: LossConfig):
   # at least as many entries as any row has slots; those past a row's labels are holes
   audio = jnp.pad(emb, ((0, 0), (0, s), (0, 0)))
   audio_pads = jnp.pad(label_pads, ((0, 0), (0, s)), constant_values=1.0)
-  embeds = model.apply(v, batch["tokens"], batch["audio_mask"], audio,
-                       method=FunASR.prompt_embeddings)
-  pads = audio_slot_paddings(batch["paddings"], batch["audio_mask"], audio_pads)
-  logits, _ = model.apply(v, embeds, positions(pads), pads, deterministic=False,
-                          method=FunASR.decoder, rngs={"dropout": k_drop})
+  logits = model.apply(v, batch["tokens"], batch["audio_mask"], batch["paddings"], audio,
+                       audio_pads, deterministic=False, method=FunASR.read,
+                       rngs={"dropout": k_drop})
   ce, acc, n = token_cross_entropy(logits, batch["tokens"], batch["target_mask"])
   return ce, {"llm_loss": ce, "llm_acc": acc, "target_tokens": n}
 

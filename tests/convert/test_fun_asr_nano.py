@@ -141,9 +141,9 @@ def test_hf_greedy_matches_transformers_generate(tmp_path):
                        attention_mask=torch.ones(ids.shape, dtype=torch.long)
                        )[0, ids.shape[1]:].tolist()
   from fun_asr_jax import decoding
-  emb = model.apply(v, jnp.asarray(ids), jnp.asarray(ids == 199),
-                    model.apply(v, *model.apply(v, feats, fp, method=FunASR.encode),
-                                method=FunASR.adapt)[0], method=FunASR.prompt_embeddings)
+  emb, _ = model.apply(v, jnp.asarray(ids), jnp.asarray(ids == 199), jnp.zeros(ids.shape),
+                       model.apply(v, *model.apply(v, feats, fp, method=FunASR.encode),
+                                   method=FunASR.adapt)[0], method=FunASR.prompt)
   out = decoding.generate(
       decoding.model_decoder(model, v, FunASR.decoder),
       lambda t: model.apply(v, t, method=FunASR.embed_tokens), cfg.llm, emb,

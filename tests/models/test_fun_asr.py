@@ -100,8 +100,8 @@ def test_ctc_compression_equals_a_prompt_with_only_the_kept_frames(cap):
     short[i, : len(k)], short_pads[i, : len(k)] = k, 0.0
   audio, _ = plain.apply(params, short, short_pads, method=FunASR.adapt)
   ref = make_batch(cfg, waves, slots=slots)
-  embeds = plain.apply(params, ref["tokens"], ref["audio_mask"], audio,
-                       method=FunASR.prompt_embeddings)
+  embeds, _ = plain.apply(params, ref["tokens"], ref["audio_mask"], ref["paddings"], audio,
+                          method=FunASR.prompt)
   positions = np.maximum(np.cumsum(1.0 - ref["paddings"], 1) - 1, 0).astype(np.int32)
   want, _ = plain.apply(params, embeds, positions, ref["paddings"], method=FunASR.decoder)
   after = lambda b, i: slice(np.flatnonzero(b["audio_mask"][i])[-1] + 1,

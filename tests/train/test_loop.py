@@ -80,6 +80,8 @@ def test_repeated_nonfinite_losses_stop_with_a_clear_message(corpus, tmp_path):
     ("model.llm.out_major", True, "config.model.llm.out_major"),
     ("model.ctc.decoder.scan_unroll", -1, "config.model.ctc.decoder.scan_unroll"),
     ("objective", "copy", "config.trainable"),  # the copy objective reads no audio
+    ("loss.slot_weight", -1.0, "config.loss.slot_weight"),
+    ("loss.slot_weight", 1.0, "config.loss.slot_weight"),  # without CTC compression
 ])
 def test_invalid_config_is_rejected_at_start(corpus, tmp_path, field, value, message):
   with pytest.raises(ValueError, match=message):

@@ -144,3 +144,41 @@ def test_copy_stage_trains_the_llm_only(corpus, tmp_path):
     jax.tree.map(np.testing.assert_array_equal, early[part], late[part])
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(early["llm"]),
                                                       jax.tree.leaves(late["llm"])))
+
+
+def test_slot_term_pulls_each_kept_frame_towards_its_ctc_label_embedding():
+  """`loss.slot_weight`'s term against NumPy: the CTC best path (argmax, repeats merged,
+  blanks dropped) over each row's valid frames, in order, gives the label of each audio
+  slot; the term is the mean squared distance of a real slot to that label's row of the
+  LLM's embedding table, over the mean squared norm of those rows."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from configs import models  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.models.fun_asr import FunASR, dummy_batch, init_params  # pylint: disable=import-outside-toplevel
+  from fun_asr_jax.train import steps  # pylint: disable=import-outside-toplevel
+  base = models.model_config("tiny")
+  cfg = dataclasses.replace(base, ctc_compress=True, ctc_compress_cap=0,
+                            adaptor=dataclasses.replace(base.adaptor, downsample=1))
+  model = FunASR(cfg)
+  params = flax.core.meta.unbox(init_params(cfg, jax.random.key(3)))["params"]
+  v = {"params": params}
+  batch = dummy_batch(cfg, batch_size=2, seconds=1.0)
+  rng = np.random.RandomState(0)
+  batch["waveform"] = 0.1 * rng.randn(*batch["waveform"].shape).astype(np.float32)
+  batch["wave_lengths"] = np.asarray([9000, 16000], np.int32)
+  out = model.apply(v, batch)
+  got = steps.slot_term(model, v, out)
+
+  table = np.asarray(model.apply(v, jnp.arange(cfg.llm.vocab_size)[None],
+                                 method=FunASR.embed_tokens)[0], np.float64)
+  logits, valid = np.asarray(out["ctc_logits"]), np.asarray(out["ctc_paddings"]) < 0.5
+  audio, real = np.asarray(out["audio"], np.float64), np.asarray(out["audio_paddings"]) < 0.5
+  errs, norms = [], []
+  for i in range(2):
+    best = logits[i, valid[i]].argmax(-1)
+    labels = [int(b) for t, b in enumerate(best)
+              if b != cfg.ctc.blank_id and (t == 0 or b != best[t - 1])]
+    assert int(real[i].sum()) == len(labels) > 2
+    for a, lab in zip(audio[i, : len(labels)], labels):
+      errs.append(np.sum((a - table[lab]) ** 2))
+      norms.append(np.sum(table[lab] ** 2))
+  np.testing.assert_allclose(float(got), np.mean(errs) / np.mean(norms), rtol=1e-4)
