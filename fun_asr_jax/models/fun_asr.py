@@ -245,14 +245,15 @@ class FunASR(nn.Module):
 
     Returns:
       dict with `logits [B, S, V]`, `ctc_logits [B, T', Vc]` and `ctc_paddings` (if enabled),
-      `enc_paddings`, the adaptor's `audio [B, A, D]` and `audio_paddings [B, A]`.
+      the encoder's `enc [B, T', E]` and `enc_paddings`, the adaptor's `audio [B, A, D]` and
+      `audio_paddings [B, A]`.
     """
     if "feats" in batch:
       feats, feat_pads = batch["feats"], batch["feat_paddings"]
     else:
       feats, feat_pads = self.features(batch["waveform"], batch["wave_lengths"], rng)
     enc, enc_pads = self.encode(feats, feat_pads, deterministic)
-    out = {"enc_paddings": enc_pads}
+    out = {"enc": enc, "enc_paddings": enc_pads}
     if self.cfg.ctc.enabled:
       out["ctc_logits"], out["ctc_paddings"] = self.ctc(enc, enc_pads, deterministic)
     audio, audio_pads = self.adapt(enc, enc_pads, deterministic, out.get("ctc_logits"))

@@ -110,12 +110,18 @@ def slot_term(model: FunASR, v, out):
   there is about one slot per token; an adaptor whose slots look like the tokens' own
   embeddings hands the LLM something it can copy from the first step that CTC is right,
   instead of waiting for the LLM to learn reading audio (bench/RESULTS.md, issue 4 item 7).
-  The targets are stop-gradient: the embeddings are the LLM's, not pulled towards audio.
-  Returns the mean over real slots of |slot - target|^2 / mean |target|^2.
+  Only the adaptor learns from it: the embeddings are the LLM's (not pulled towards audio),
+  and the encoder, which learns its acoustics from CTC, gets no gradient (through it, the
+  pull towards early, mostly wrong labels held CTC back: bench/RESULTS.md). The adaptor runs
+  again, deterministic, on the stop-gradient encoder output. Returns the mean over real
+  slots of |slot - target|^2 / mean |target|^2.
   """
-  labels, _, _ = ctc_lib.greedy_decode(jax.lax.stop_gradient(out["ctc_logits"]),
-                                       out["ctc_paddings"], model.cfg.ctc.blank_id)  # [B, T]
-  audio, w = out["audio"].astype(jnp.float32), 1.0 - out["audio_paddings"]  # [B, A, D], [B, A]
+  ctc_logits = jax.lax.stop_gradient(out["ctc_logits"])
+  labels, _, _ = ctc_lib.greedy_decode(ctc_logits, out["ctc_paddings"],
+                                       model.cfg.ctc.blank_id)  # [B, T']
+  audio, pads = model.apply(v, jax.lax.stop_gradient(out["enc"]), out["enc_paddings"], True,
+                            ctc_logits, method=FunASR.adapt)
+  audio, w = audio.astype(jnp.float32), 1.0 - pads  # [B, A, D], [B, A]
   labels = jnp.clip(labels[:, :audio.shape[1]], 0, model.cfg.llm.vocab_size - 1)  # [B, A]
   target = jax.lax.stop_gradient(
       model.apply(v, labels, method=FunASR.embed_tokens).astype(jnp.float32))
