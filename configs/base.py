@@ -109,11 +109,12 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ValueError(f"config.{field}: {msg}")
   need(c.objective in ("sft", "ctc", "bestrq", "grpo", "copy"), "objective",
        "expected sft, ctc, bestrq, grpo or copy")
-  need(c.loss.get("slot_weight", 0.0) >= 0, "loss.slot_weight", "must be >= 0 (0 = off)")
-  need(c.loss.get("slot_weight", 0.0) == 0 or c.model.get("ctc_compress", False),
-       "loss.slot_weight", "needs model.ctc_compress=True (one audio slot per CTC label)")
-  need(c.loss.get("slot_weight", 0.0) == 0 or c.model.adaptor.get("downsample", 1) == 1,
-       "loss.slot_weight", "needs model.adaptor.downsample=1 (one audio slot per CTC label)")
+  slot_weight = c.loss.get("slot_weight", 0.0)
+  need(slot_weight >= 0, "loss.slot_weight", "must be >= 0 (0 = off)")
+  need(slot_weight == 0 or (c.model.get("ctc_compress", False)
+                            and c.model.adaptor.get("downsample", 1) == 1),
+       "loss.slot_weight", "needs model.ctc_compress=True and model.adaptor.downsample=1 "
+       "(one audio slot per CTC label)")
   need(c.objective != "copy" or all(t.startswith("llm") for t in c.trainable), "trainable",
        "the copy objective trains the LLM only (no audio is read): use ('llm',)")
   if c.objective == "grpo":
